@@ -1,0 +1,2 @@
+"""pyworkflow: durable, event-sourced workflows for Python."""
+__version__ = "0.1.10"

@@ -1,0 +1,283 @@
+"""The exception hierarchy users catch and raise.
+
+Control-flow signals (:class:`SuspensionSignal`, :class:`ContinueAsNewSignal`) derive
+from ``BaseException`` so that a user's ``except Exception:`` cannot swallow them: a
+workflow that wraps ``await sleep("1h")`` in ``try/except Exception`` still suspends.
+
+Example:
+    >>> from pyworkflow import FatalError, RetryableError
+    >>> RetryableError("rate limited", retry_after="30s").get_retry_delay_seconds()
+    30
+    >>> isinstance(FatalError("bad input"), Exception)
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+
+class WorkflowError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class FatalError(WorkflowError):
+    """A failure that must not be retried.
+
+    Example:
+        >>> raise FatalError("card declined", code=402)  # doctest: +SKIP
+    """
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.metadata: dict[str, Any] = dict(kwargs)
+
+
+class EventLimitExceededError(FatalError):
+    """A run's event log reached ``event_hard_limit``."""
+
+    def __init__(self, run_id: str, event_count: int, limit: int) -> None:
+        super().__init__(
+            f"Workflow {run_id} exceeded maximum event limit: {event_count} >= {limit}",
+            run_id=run_id,
+            event_count=event_count,
+            limit=limit,
+        )
+        self.run_id = run_id
+        self.event_count = event_count
+        self.limit = limit
+
+
+class NondeterminismError(FatalError):
+    """Replay found a different durable call than the one the log recorded.
+
+    Raised when the workflow code changed (or depends on something non-deterministic)
+    so that the call at a recorded position has another kind, name or arguments.
+
+    Example:
+        >>> str(NondeterminismError(2, "step 'charge'", "step 'ship'"))[:40]
+        'Non-deterministic workflow: at position '
+    """
+
+    def __init__(self, position: int, recorded: str, current: str) -> None:
+        super().__init__(
+            f"Non-deterministic workflow: at position {position} the event log recorded "
+            f"{recorded}, but the code now calls {current}. Workflow code must make the "
+            "same durable calls in the same order on every replay; start a new run for "
+            "changed code.",
+            position=position,
+            recorded=recorded,
+            current=current,
+        )
+        self.position = position
+        self.recorded = recorded
+        self.current = current
+
+
+class CancellationError(WorkflowError):
+    """Raised inside a workflow (or step) whose run was cancelled."""
+
+    def __init__(self, message: str = "Workflow was cancelled", reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+
+
+_RETRY_AFTER = re.compile(r"^(\d+)([smhdw])$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class RetryableError(WorkflowError):
+    """A failure worth retrying, optionally after a given delay.
+
+    ``retry_after`` overrides the step's ``retry_delay`` for the next attempt.
+
+    Example:
+        >>> RetryableError("busy", retry_after=5).get_retry_delay_seconds()
+        5
+    """
+
+    def __init__(
+        self,
+        message: str,
+        retry_after: int | str | timedelta | datetime | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after = retry_after
+        self.metadata: dict[str, Any] = dict(kwargs)
+
+    def get_retry_delay_seconds(self) -> int | None:
+        """The requested delay in whole seconds, or None when none was given."""
+        value = self.retry_after
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            raise ValueError(f"Invalid retry_after: {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            match = _RETRY_AFTER.match(value.strip())
+            if not match:
+                raise ValueError(
+                    f"Invalid retry_after format: {value!r}. Expected <number><unit> "
+                    "with unit s, m, h, d or w, e.g. '30s'."
+                )
+            return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+        if isinstance(value, timedelta):
+            return int(value.total_seconds())
+        if isinstance(value, datetime):
+            now = datetime.now(UTC)
+            target = value if value.tzinfo else value.replace(tzinfo=UTC)
+            return max(0, int((target - now).total_seconds()))
+        raise ValueError(f"Invalid retry_after: {value!r}")
+
+
+class WorkflowNotFoundError(WorkflowError):
+    """No run with that id exists in the storage."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Workflow run not found: {run_id}")
+        self.run_id = run_id
+
+
+class WorkflowTimeoutError(WorkflowError):
+    """A run exceeded its ``@workflow(max_duration=...)``."""
+
+    def __init__(self, run_id: str, max_duration: str | int | float | None) -> None:
+        super().__init__(f"Workflow run {run_id} exceeded its max_duration of {max_duration}")
+        self.run_id = run_id
+        self.max_duration = max_duration
+
+
+class StepTimeoutError(WorkflowError, TimeoutError):
+    """One attempt of a step exceeded its ``@step(timeout=...)``; counts as retryable."""
+
+    def __init__(self, step_name: str, timeout: float) -> None:
+        super().__init__(f"Step {step_name} timed out after {timeout:g}s")
+        self.step_name = step_name
+        self.timeout = timeout
+
+
+class StepNotFoundError(WorkflowError):
+    """A step name is not in the registry."""
+
+    def __init__(self, step_id: str) -> None:
+        super().__init__(f"Step not found: {step_id}")
+        self.step_id = step_id
+
+
+class HookExpiredError(WorkflowError):
+    """The hook's deadline passed before it was resumed."""
+
+    def __init__(self, hook_id: str) -> None:
+        super().__init__(f"Hook expired: {hook_id}")
+        self.hook_id = hook_id
+
+
+class InvalidTokenError(WorkflowError):
+    """A hook token is malformed or does not match."""
+
+    def __init__(self, hook_id: str) -> None:
+        super().__init__(f"Invalid token for hook: {hook_id}")
+        self.hook_id = hook_id
+
+
+class HookNotFoundError(WorkflowError):
+    """No hook exists for the given token."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__(f"Hook not found for token: {token}")
+        self.token = token
+
+
+class HookAlreadyReceivedError(WorkflowError):
+    """The hook was already resumed once."""
+
+    def __init__(self, hook_id: str) -> None:
+        super().__init__(f"Hook already received: {hook_id}")
+        self.hook_id = hook_id
+
+
+class WorkflowAlreadyRunningError(WorkflowError):
+    """A run with the same idempotency key is still running."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Workflow already running: {run_id}")
+        self.run_id = run_id
+
+
+class SerializationError(WorkflowError):
+    """A value cannot be encoded or decoded."""
+
+    def __init__(self, message: str, data_type: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data_type = data_type
+
+
+class ContextError(WorkflowError):
+    """A workflow context is missing or misused."""
+
+
+class ChildWorkflowError(WorkflowError):
+    """Base class of child-workflow errors."""
+
+
+class ChildWorkflowFailedError(ChildWorkflowError):
+    """An awaited child run failed or was cancelled."""
+
+    def __init__(
+        self, child_run_id: str, child_workflow_name: str, error: str, error_type: str
+    ) -> None:
+        super().__init__(
+            f"Child workflow '{child_workflow_name}' ({child_run_id}) failed: {error}"
+        )
+        self.child_run_id = child_run_id
+        self.child_workflow_name = child_workflow_name
+        self.error = error
+        self.error_type = error_type
+
+
+class MaxNestingDepthError(ChildWorkflowError):
+    """A workflow at the maximum depth tried to start a child."""
+
+    MAX_DEPTH = 3
+
+    def __init__(self, current_depth: int) -> None:
+        super().__init__(
+            f"Maximum nesting depth of {self.MAX_DEPTH} exceeded. "
+            f"Current depth: {current_depth}. Flatten the workflow tree or start the "
+            "work as an independent run."
+        )
+        self.current_depth = current_depth
+        self.max_depth = self.MAX_DEPTH
+
+
+class SuspensionSignal(BaseException):  # noqa: N818 - public upstream name
+    """Internal: the run must suspend (sleep, hook, retry wait, dispatched step).
+
+    A ``BaseException`` so user ``except Exception`` blocks cannot swallow it.
+    """
+
+    def __init__(self, reason: str, **data: Any) -> None:
+        super().__init__(f"Workflow suspended: {reason}")
+        self.reason = reason
+        self.data = data
+
+
+class ContinueAsNewSignal(BaseException):  # noqa: N818 - public upstream name
+    """Internal: end this run and start a fresh one with new arguments."""
+
+    def __init__(
+        self,
+        workflow_args: tuple[Any, ...] = (),
+        workflow_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__("Workflow continuing as new execution")
+        self.workflow_args = tuple(workflow_args)
+        self.workflow_kwargs = workflow_kwargs if workflow_kwargs is not None else {}

@@ -1,0 +1,1 @@
+"""Storage backends: the protocol, records and implementations."""

@@ -1,0 +1,1 @@
+"""pyworkflow.testing."""
