@@ -211,7 +211,7 @@ class WorkflowAlreadyRunningError(WorkflowError):
         self.run_id = run_id
 
 
-class SerializationError(WorkflowError):
+class SerializationError(WorkflowError, TypeError):
     """A value cannot be encoded or decoded."""
 
     def __init__(self, message: str, data_type: str | None = None) -> None:

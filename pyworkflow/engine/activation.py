@@ -1,0 +1,325 @@
+"""The activation: one pass of a workflow function over its run's history.
+
+Each durable call (step, sleep, hook, child) takes the next *position*. If the log
+has an outcome for it, the call returns at once (fast-forward); if the log recorded
+another call there, :class:`NondeterminismError` names both; otherwise the call does
+its work and records it.
+
+Writes go through :meth:`Activation.commit`, one storage transaction each, with the
+last sequence this activation saw as the optimistic check. Bookkeeping events (a
+sleep that completed, a started sleep) are buffered and ride along with the next
+commit instead of costing one each. When another writer appended first (a hook
+payload, a cancellation request), the new events are folded in and the commit is
+retried: they never invalidate what this activation recorded, and the activation
+sees them at its next durable call.
+
+Example:
+    >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+    >>> act = Activation("run_1", "wf", InMemoryStorageBackend(), RunState("run_1"))
+    >>> act.next_position()
+    1
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from loguru import logger
+
+from pyworkflow.core.exceptions import (
+    CancellationError,
+    EventLimitExceededError,
+    NondeterminismError,
+    SuspensionSignal,
+)
+from pyworkflow.engine import events as ev
+from pyworkflow.engine.ids import sleep_id as make_sleep_id
+from pyworkflow.engine.state import CallRecord, RunState
+from pyworkflow.storage.base import (
+    CommitBatch,
+    DuplicateEventError,
+    RunUpdate,
+    SequenceConflictError,
+    StorageBackend,
+)
+from pyworkflow.storage.schemas import Timer, make_timer_id
+
+_MAX_COMMIT_RETRIES = 50
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass
+class EventLimits:
+    """Soft/hard caps on a run's event count (``PyWorkflowConfig`` event_* fields)."""
+
+    soft: int = 10_000
+    hard: int = 50_000
+    warning_interval: int = 100
+
+
+class ActivationClosed(BaseException):  # noqa: N818 - a signal, not an error
+    """A durable call arrived after the activation's outcome was decided.
+
+    Raised in leftover tasks (e.g. the other branches of an ``asyncio.gather`` whose
+    sibling suspended) so that they stop at their next durable call."""
+
+
+class ActivationAborted(BaseException):  # noqa: N818 - a signal, not an error
+    """Another writer ended the run (it reached a terminal event) meanwhile."""
+
+
+class Activation:
+    """The durable-call machine behind a workflow context."""
+
+    def __init__(
+        self,
+        run_id: str,
+        workflow_name: str,
+        storage: StorageBackend,
+        state: RunState,
+        *,
+        lease_owner: str | None = None,
+        limits: EventLimits | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.run_id = run_id
+        self.workflow_name = workflow_name
+        self.storage = storage
+        self.state = state
+        self.lease_owner = lease_owner
+        self.limits = limits or EventLimits()
+        self.now = clock
+        self.closed = False
+        self.cancellation_blocked = False
+        self._position = 0
+        self._counter = 0
+        self._id_counts: dict[str, int] = {}
+        self._pending_events: list[ev.Event] = []
+        self._pending_upserts: dict[str, Timer] = {}
+        self._pending_deletes: set[str] = set()
+        self._lock: asyncio.Lock | None = None
+        self._inflight: set[asyncio.Future[None]] = set()
+        self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._last_limit_warning: int | None = None
+        # Set once replay diverged; the run fails with it even if user code catches it.
+        self.poisoned: NondeterminismError | None = None
+
+    # ------------------------------------------------------------------ positions
+
+    def next_position(self) -> int:
+        """Take the next position (1-based) for a durable call."""
+        self._position += 1
+        return self._position
+
+    @property
+    def positions_used(self) -> int:
+        """How many positions this activation has taken so far."""
+        return self._position
+
+    def next_counter(self) -> int:
+        """The sleep/hook counter shared by both kinds (first call gives 1)."""
+        self._counter += 1
+        return self._counter
+
+    def nth_call(self, base_id: str) -> int:
+        """How many calls (including this one) share ``base_id`` in this run."""
+        n = self._id_counts.get(base_id, 0) + 1
+        self._id_counts[base_id] = n
+        return n
+
+    def begin_call(self, kind: str, name: str, call_id: str) -> int:
+        """Enter a durable call: liveness, position and determinism checks."""
+        if self.closed:
+            raise ActivationClosed(f"{kind} '{name}' called after the activation ended")
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        position = self.next_position()
+        recorded = self.state.calls.get(position)
+        if recorded is not None and (recorded.kind != kind or recorded.call_id != call_id):
+            current = CallRecord(kind, name, call_id)
+            if recorded.kind == kind and recorded.name == name:
+                current_text = f"{current.describe()} with different arguments"
+            else:
+                current_text = current.describe()
+            self.poisoned = NondeterminismError(position, recorded.describe(), current_text)
+            raise self.poisoned
+        return position
+
+    def unreached_calls(self) -> list[tuple[int, CallRecord]]:
+        """Recorded calls at positions this activation never reached."""
+        return sorted((p, c) for p, c in self.state.calls.items() if p > self._position)
+
+    # ------------------------------------------------------------------ cancellation
+
+    def check_cancellation(self) -> None:
+        """Raise :class:`CancellationError` if cancellation was requested and not shielded."""
+        if self.state.cancellation_requested and not self.cancellation_blocked:
+            reason = self.state.cancellation_reason
+            raise CancellationError(
+                message=f"Workflow was cancelled: {reason or 'no reason provided'}",
+                reason=reason,
+            )
+
+    # ------------------------------------------------------------------ limits
+
+    def event_count(self) -> int:
+        """Events in the log plus those waiting to be committed."""
+        return self.state.event_count + len(self._pending_events)
+
+    def validate_event_limits(self) -> None:
+        """Fail at the hard limit; warn past the soft limit every ``warning_interval``."""
+        count = self.event_count()
+        limits = self.limits
+        if count >= limits.hard:
+            raise EventLimitExceededError(self.run_id, count, limits.hard)
+        if count >= limits.soft:
+            last = self._last_limit_warning
+            if last is None or count >= last + limits.warning_interval:
+                self._last_limit_warning = count
+                logger.warning(
+                    "Workflow approaching event limit: {}/{}", count, limits.hard, run_id=self.run_id
+                )
+
+    # ------------------------------------------------------------------ sleep
+
+    async def sleep(self, seconds: float, name: str | None = None) -> None:
+        """Durable sleep: complete if due, else record it with a timer and suspend."""
+        sid = make_sleep_id(self.next_counter(), seconds)
+        position = self.begin_call("sleep", name or sid, sid)
+        self.check_cancellation()
+        state = self.state
+        if sid in state.sleeps_completed:
+            return
+        resume_at = state.sleeps_started.get(sid)
+        if resume_at is None:
+            if seconds <= 0:
+                return
+            self.validate_event_limits()
+            resume_at = self.now() + timedelta(seconds=seconds)
+            started = ev.create_sleep_started_event(self.run_id, sid, seconds, resume_at, name)
+            started.data["position"] = position
+            self.buffer(events=[started])
+            state.sleeps_started[sid] = resume_at
+        elif resume_at <= self.now():
+            self.buffer(
+                events=[ev.create_sleep_completed_event(self.run_id, sid)],
+                timers_delete=[make_timer_id(self.run_id, "sleep", sid)],
+            )
+            state.sleeps_completed.add(sid)
+            return
+        # (Re)arming the timer in the suspending commit also resets a stale claim.
+        self.buffer(timers_upsert=[Timer(self.run_id, "sleep", sid, resume_at)])
+        raise SuspensionSignal(f"sleep:{sid}", resume_at=resume_at, sleep_id=sid)
+
+    # ------------------------------------------------------------------ writing
+
+    def buffer(
+        self,
+        events: Iterable[ev.Event] = (),
+        timers_upsert: Iterable[Timer] = (),
+        timers_delete: Iterable[str] = (),
+    ) -> None:
+        """Queue bookkeeping to ride along with the next commit."""
+        self._pending_events.extend(events)
+        # Deletes first: re-arming a timer (same id) in the same call must win.
+        for timer_id in timers_delete:
+            self._pending_deletes.add(timer_id)
+            self._pending_upserts.pop(timer_id, None)
+        for timer in timers_upsert:
+            self._pending_upserts[timer.timer_id] = timer
+            self._pending_deletes.discard(timer.timer_id)
+
+    async def commit(
+        self,
+        events: Iterable[ev.Event] = (),
+        *,
+        run_update: RunUpdate | None = None,
+        timers_upsert: Iterable[Timer] = (),
+        timers_delete: Iterable[str] = (),
+        clear_timers: bool = False,
+    ) -> None:
+        """Write buffered bookkeeping plus ``events`` in one transaction.
+
+        Retries after folding in events another writer appended first; raises
+        :class:`ActivationAborted` if one of them ended the run.
+        """
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            self.buffer(events, timers_upsert, timers_delete)
+            await self._commit_pending(run_update, clear_timers)
+
+    async def _commit_pending(self, run_update: RunUpdate | None, clear_timers: bool) -> None:
+        for _ in range(_MAX_COMMIT_RETRIES):
+            batch = CommitBatch(
+                run_id=self.run_id,
+                events=list(self._pending_events),
+                expected_sequence=self.state.last_sequence,
+                run_update=run_update,
+                timers_upsert=list(self._pending_upserts.values()),
+                timers_delete=sorted(self._pending_deletes),
+                clear_timers=clear_timers,
+            )
+            try:
+                await self.storage.commit(batch)
+            except (SequenceConflictError, DuplicateEventError):
+                await self._merge_new_events()
+                continue
+            for event in batch.events:
+                self.state.apply(event)
+            self._pending_events.clear()
+            self._pending_upserts.clear()
+            self._pending_deletes.clear()
+            return
+        raise RuntimeError(
+            f"Run {self.run_id}: could not commit after {_MAX_COMMIT_RETRIES} attempts; "
+            "another writer keeps appending to this run"
+        )
+
+    async def _merge_new_events(self) -> None:
+        new = await self.storage.get_events_after(self.run_id, self.state.last_sequence)
+        keys = {k for k in map(ev.dedup_key, new) if k is not None}
+        for event in new:
+            self.state.apply(event)
+        if self.state.terminal is not None:
+            raise ActivationAborted(f"run reached {self.state.terminal.value} meanwhile")
+        # Drop what another writer already recorded under the same key.
+        self._pending_events = [e for e in self._pending_events if ev.dedup_key(e) not in keys]
+
+    # ------------------------------------------------------------------ in-flight work
+
+    def track(self) -> asyncio.Future[None]:
+        """Mark one piece of in-flight work (an inline step body); resolve it when done."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._inflight.add(future)
+        future.add_done_callback(self._inflight.discard)
+        return future
+
+    async def drain(self) -> None:
+        """Close the activation and wait for in-flight work; stop leftover tasks.
+
+        Inline step bodies that are already running finish and commit their results
+        (their side effects happened, so they must be recorded); leftover tasks stop
+        at their next durable call or are cancelled.
+        """
+        self.closed = True
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        current = asyncio.current_task()
+        leftovers = [t for t in self._tasks if t is not current and not t.done()]
+        for task in leftovers:
+            task.cancel()
+        finished = [t for t in self._tasks if t is not current]
+        if finished:
+            # Retrieve every exception so asyncio does not log them as unhandled.
+            await asyncio.gather(*finished, return_exceptions=True)

@@ -1,0 +1,214 @@
+"""The execution API: start runs, resume them, read them back.
+
+Example:
+    >>> import asyncio
+    >>> from pyworkflow import workflow, start, get_workflow_run
+    >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+    >>> @workflow(name="doctest_exec")
+    ... async def hello(name: str) -> str:
+    ...     return f"hello {name}"
+    >>> async def main():
+    ...     store = InMemoryStorageBackend()
+    ...     run_id = await start(hello, "ada", durable=True, storage=store)
+    ...     return (await get_workflow_run(run_id, storage=store)).status.value
+    >>> asyncio.run(main())
+    'completed'
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+from pyworkflow.config import get_config
+from pyworkflow.core.exceptions import (
+    CancellationError,
+    WorkflowAlreadyRunningError,
+    WorkflowError,
+    WorkflowNotFoundError,
+)
+from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.engine.events import Event
+from pyworkflow.engine.ids import new_run_id
+from pyworkflow.runtime.factory import get_runtime, validate_runtime_durable
+from pyworkflow.serialization.decoder import deserialize
+from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
+from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.config import config_to_storage
+from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
+
+
+class ConfigurationError(Exception):
+    """pyworkflow is not configured for what was asked (e.g. no storage)."""
+
+
+_connected: weakref.WeakSet[StorageBackend] = weakref.WeakSet()
+_default_storage: StorageBackend | None = None
+
+
+async def ensure_connected(storage: StorageBackend) -> StorageBackend:
+    """Call ``storage.connect()`` once per backend object."""
+    if storage not in _connected:
+        await storage.connect()
+        _connected.add(storage)
+    return storage
+
+
+async def resolve_storage(storage: StorageBackend | None) -> StorageBackend:
+    """The given storage, else the configured one, else the embedded SQLite default."""
+    global _default_storage
+    chosen = storage if storage is not None else get_config().storage
+    if chosen is None:
+        if _default_storage is None:
+            _default_storage = config_to_storage({})
+        chosen = _default_storage
+    return await ensure_connected(chosen)
+
+
+async def _existing_for_key(storage: StorageBackend, key: str) -> str | None:
+    existing = await storage.get_run_by_idempotency_key(key)
+    if existing is None:
+        return None
+    if existing.status is RunStatus.RUNNING:
+        raise WorkflowAlreadyRunningError(existing.run_id)
+    return existing.run_id
+
+
+async def start(
+    workflow_func: Callable[..., Any],
+    *args: Any,
+    runtime: str | None = None,
+    durable: bool | None = None,
+    storage: StorageBackend | None = None,
+    idempotency_key: str | None = None,
+    **kwargs: Any,
+) -> str:
+    """Start a run of ``workflow_func`` and return its run id (never the result).
+
+    On the local runtime the run executes right away, until it completes, suspends
+    (sleep, retry delay) or fails; a failure is re-raised. With an
+    ``idempotency_key``, a finished run with that key returns its id again and a
+    running one raises ``WorkflowAlreadyRunningError``.
+    """
+    meta = get_workflow_by_func(workflow_func)
+    if meta is None:
+        name = getattr(workflow_func, "__name__", repr(workflow_func))
+        raise ValueError(
+            f"Function {name} is not registered as a workflow. Decorate it with @workflow "
+            "and make sure its module is imported before calling start()."
+        )
+    config = get_config()
+    rt = get_runtime(runtime or config.default_runtime)
+    if durable is None:
+        durable = meta.durable if meta.durable is not None else config.default_durable
+    validate_runtime_durable(rt, durable)
+    store = storage if storage is not None else config.storage
+    if durable and store is None:
+        raise ConfigurationError(
+            "Durable workflows need a storage backend: pass storage=..., call "
+            "pyworkflow.configure(storage=SQLiteStorageBackend()), or set "
+            "PYWORKFLOW_STORAGE_TYPE=sqlite."
+        )
+    # Encode now: an argument that cannot be stored fails before anything is written.
+    serialize_args(*args)
+    serialize_kwargs(**kwargs)
+    if durable and store is not None:
+        await ensure_connected(store)
+        if idempotency_key is not None:
+            existing = await _existing_for_key(store, idempotency_key)
+            if existing is not None:
+                return existing
+    run_id = new_run_id()
+    try:
+        return await rt.start_workflow(
+            meta.func, tuple(args), dict(kwargs), run_id, meta.name,
+            store if durable else None, durable, idempotency_key=idempotency_key,
+        )
+    except Exception:
+        if durable and store is not None and idempotency_key is not None:
+            # Another start with the same key may have won the race to create the run.
+            existing = await _existing_for_key(store, idempotency_key)
+            if existing is not None and existing != run_id:
+                return existing
+        raise
+
+
+async def resume(
+    run_id: str, runtime: str | None = None, storage: StorageBackend | None = None
+) -> Any:
+    """Advance a suspended run now; on the local runtime returns its result, or None
+    if it suspended again. A sleep whose time has passed is completed."""
+    store = storage if storage is not None else get_config().storage
+    if store is None:
+        raise ConfigurationError(
+            "resume() needs the storage the run lives in: pass storage=... or configure one"
+        )
+    await ensure_connected(store)
+    rt = get_runtime(runtime or get_config().default_runtime)
+    return await rt.resume_workflow(run_id, store)
+
+
+async def get_workflow_run(
+    run_id: str, storage: StorageBackend | None = None
+) -> WorkflowRun | None:
+    """The run record, or None."""
+    return await (await resolve_storage(storage)).get_run(run_id)
+
+
+async def get_workflow_events(run_id: str, storage: StorageBackend | None = None) -> list[Event]:
+    """The run's event log, in order."""
+    return await (await resolve_storage(storage)).get_events(run_id)
+
+
+async def get_workflow_chain(
+    run_id: str, storage: StorageBackend | None = None
+) -> list[WorkflowRun]:
+    """The continue-as-new chain containing the run, oldest first."""
+    return await (await resolve_storage(storage)).get_workflow_chain(run_id)
+
+
+def _result_of(run: WorkflowRun) -> Any:
+    if run.status is RunStatus.COMPLETED:
+        return deserialize(run.result) if run.result is not None else None
+    if run.status is RunStatus.CANCELLED:
+        raise CancellationError(f"Workflow run {run.run_id} was cancelled")
+    if run.status is RunStatus.FAILED:
+        raise WorkflowError(f"Workflow run {run.run_id} failed: {run.error}")
+    raise WorkflowError(
+        f"Workflow run {run.run_id} ended as {run.status.value}; follow its chain with "
+        "get_workflow_chain() for the final result"
+    )
+
+
+async def get_workflow_result(
+    run_id: str,
+    storage: StorageBackend | None = None,
+    *,
+    wait: bool = False,
+    timeout: float | None = None,
+    poll_interval: float = 0.05,
+) -> Any:
+    """The decoded result of a completed run.
+
+    A failed run raises ``WorkflowError`` with its error, a cancelled one
+    ``CancellationError``. A run still going raises ``WorkflowError`` unless
+    ``wait=True``, which polls until it ends (``TimeoutError`` after ``timeout`` s).
+    """
+    store = await resolve_storage(storage)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        run = await store.get_run(run_id)
+        if run is None:
+            raise WorkflowNotFoundError(run_id)
+        if run.status in TERMINAL_STATUSES:
+            return _result_of(run)
+        if not wait:
+            raise WorkflowError(
+                f"Workflow run {run_id} is still {run.status.value}; pass wait=True to wait"
+            )
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"Workflow run {run_id} did not finish within {timeout}s")
+        await asyncio.sleep(poll_interval)

@@ -1,0 +1,125 @@
+"""Record how an activation ended: one commit per outcome.
+
+The terminal event, the run row's status and result, the removal of the run's
+timers and the release of the activation lease go into the same transaction, so a
+crash can never leave a run whose row and log disagree.
+
+Example:
+    >>> from pyworkflow.engine.outcome import Completed
+    >>> terminal_status(Completed(1)).value
+    'completed'
+"""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+from pyworkflow.core.exceptions import NondeterminismError
+from pyworkflow.engine import events as ev
+from pyworkflow.engine.activation import Activation, ActivationAborted
+from pyworkflow.engine.outcome import (
+    Aborted,
+    Cancelled,
+    Completed,
+    ContinuedAsNew,
+    Failed,
+    Outcome,
+    Suspended,
+)
+from pyworkflow.serialization.encoder import serialize
+from pyworkflow.storage.base import RunUpdate
+from pyworkflow.storage.schemas import RunStatus
+
+_STATUS = {
+    Completed: RunStatus.COMPLETED,
+    Failed: RunStatus.FAILED,
+    Cancelled: RunStatus.CANCELLED,
+    Suspended: RunStatus.SUSPENDED,
+    ContinuedAsNew: RunStatus.CONTINUED_AS_NEW,
+}
+
+
+def terminal_status(outcome: Outcome) -> RunStatus:
+    """The run status an outcome leads to."""
+    return _STATUS[type(outcome)]
+
+
+def error_text(error: BaseException) -> str:
+    """``str(error)``, or the type name when the message is empty."""
+    return str(error) or type(error).__name__
+
+
+def check_completion(act: Activation, outcome: Completed) -> tuple[Outcome, str | None]:
+    """Validate a completion: all recorded calls replayed, limits, serializable result."""
+    unreached = act.unreached_calls()
+    if unreached:
+        position, record = unreached[0]
+        error = NondeterminismError(
+            position, record.describe(), "nothing: the workflow returned before reaching it"
+        )
+        return Failed(error), None
+    try:
+        act.validate_event_limits()
+        return outcome, serialize(outcome.result)
+    except Exception as error:
+        return Failed(error, "".join(traceback.format_exception(error))), None
+
+
+def terminal_event(act: Activation, outcome: Outcome, raw_result: str | None) -> ev.Event:
+    """The event that ends the run for a terminal outcome."""
+    if isinstance(outcome, Completed):
+        return ev.Event(
+            run_id=act.run_id,
+            type=ev.EventType.WORKFLOW_COMPLETED,
+            data={"result": raw_result, "workflow_name": act.workflow_name},
+        )
+    if isinstance(outcome, Cancelled):
+        return ev.create_workflow_cancelled_event(
+            act.run_id, outcome.error.reason, cleanup_completed=True
+        )
+    assert isinstance(outcome, Failed)
+    return ev.create_workflow_failed_event(
+        act.run_id,
+        error_text(outcome.error),
+        type(outcome.error).__name__,
+        outcome.traceback or "".join(traceback.format_exception(outcome.error)),
+    )
+
+
+async def finish(act: Activation, outcome: Outcome) -> Outcome:
+    """Commit ``outcome`` for the run; returns what was actually recorded.
+
+    A completion can turn into a failure here (an unreplayed recorded call, the event
+    hard limit, an unserializable result). ``ContinuedAsNew`` is left to the caller.
+    """
+    owner = act.lease_owner
+    raw: str | None = None
+    if act.poisoned is not None and not isinstance(outcome, Aborted):
+        outcome = Failed(act.poisoned)
+    if isinstance(outcome, Completed):
+        outcome, raw = check_completion(act, outcome)
+    try:
+        if isinstance(outcome, Suspended):
+            await act.commit(run_update=RunUpdate(status=RunStatus.SUSPENDED, release_lease=owner))
+        elif isinstance(outcome, Completed | Failed | Cancelled):
+            status = terminal_status(outcome)
+            update = RunUpdate(
+                status=status,
+                result=raw,
+                error=error_text(outcome.error) if isinstance(outcome, Failed) else None,
+                completed_at=act.now(),
+                release_lease=owner,
+            )
+            await act.commit([terminal_event(act, outcome, raw)], run_update=update,
+                             clear_timers=True)
+    except ActivationAborted as aborted:
+        outcome = Aborted(str(aborted))
+    if isinstance(outcome, Aborted) and owner is not None:
+        await act.storage.release_run_lease(act.run_id, owner)
+    return outcome
+
+
+def outcome_value(outcome: Outcome) -> Any:
+    """The workflow's result for a completion, else None."""
+    return outcome.result if isinstance(outcome, Completed) else None

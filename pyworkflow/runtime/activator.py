@@ -1,0 +1,91 @@
+"""Drive one activation of a stored run: replay, execute, record the outcome.
+
+Shared by every runtime; only how commands are carried out differs between them.
+The caller must hold the run's lease (see :mod:`pyworkflow.runtime.lease`).
+
+Example:
+    >>> deadline_of(None) is None
+    True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyworkflow.config import get_config
+from pyworkflow.context.local import LocalContext
+from pyworkflow.context.runner import run_workflow_function
+from pyworkflow.core.registry import WorkflowMetadata, get_workflow
+from pyworkflow.engine.activation import Activation, EventLimits
+from pyworkflow.engine.finish import finish
+from pyworkflow.engine.outcome import Outcome
+from pyworkflow.engine.state import RunState
+from pyworkflow.runtime.lease import LeaseKeeper
+from pyworkflow.serialization.decoder import deserialize_args, deserialize_kwargs
+from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.schemas import WorkflowRun
+from pyworkflow.utils.duration import parse_duration_seconds
+
+
+def deadline_of(run: WorkflowRun | None) -> datetime | None:
+    """When the run's ``max_duration`` runs out, or None."""
+    if run is None or not run.max_duration or run.started_at is None:
+        return None
+    return run.started_at + timedelta(seconds=parse_duration_seconds(run.max_duration))
+
+
+def registered_workflow(name: str) -> WorkflowMetadata:
+    """The workflow's definition in this process, or a clear error."""
+    meta = get_workflow(name)
+    if meta is None:
+        raise ValueError(
+            f"Workflow '{name}' is not registered in this process. Import the module that "
+            "defines it (or list it in PYWORKFLOW_DISCOVER / pyworkflow.config.yaml) before "
+            "resuming its runs."
+        )
+    return meta
+
+
+def max_duration_text(meta: WorkflowMetadata) -> str | None:
+    """The workflow's ``max_duration`` as stored on its runs ("1h", "90s")."""
+    value = meta.max_duration
+    if value is None or isinstance(value, str):
+        return value
+    return f"{parse_duration_seconds(value):g}s"
+
+
+def current_limits() -> EventLimits:
+    """The event limits from the configuration."""
+    cfg = get_config()
+    return EventLimits(cfg.event_soft_limit, cfg.event_hard_limit, cfg.event_warning_interval)
+
+
+async def activate(
+    storage: StorageBackend,
+    run: WorkflowRun,
+    state: RunState | None,
+    owner: str,
+    runtime_name: str = "local",
+) -> tuple[Outcome, Activation]:
+    """Run one activation of ``run`` (lease held by ``owner``) and record its outcome."""
+    meta = registered_workflow(run.workflow_name)
+    if state is None:
+        state = RunState.from_events(run.run_id, await storage.get_events(run.run_id))
+    act = Activation(
+        run.run_id, run.workflow_name, storage, state, lease_owner=owner, limits=current_limits()
+    )
+    ctx = LocalContext(run.run_id, run.workflow_name, storage, True, activation=act)
+    ctx._runtime = runtime_name
+    args = deserialize_args(run.input_args)
+    kwargs = deserialize_kwargs(run.input_kwargs)
+    async with LeaseKeeper(storage, run.run_id, owner):
+        outcome = await run_workflow_function(
+            ctx,
+            meta.original_func,
+            args,
+            kwargs,
+            deadline=deadline_of(run),
+            max_duration=run.max_duration,
+        )
+        outcome = await finish(act, outcome)
+    return outcome, act

@@ -1,0 +1,43 @@
+"""Registry of runtimes by name.
+
+Example:
+    >>> from pyworkflow.runtime.factory import list_runtimes
+    >>> "local" in list_runtimes()
+    True
+"""
+
+from __future__ import annotations
+
+from pyworkflow.runtime.base import Runtime
+
+_runtimes: dict[str, type[Runtime]] = {}
+
+
+def register_runtime(name: str, cls: type[Runtime]) -> None:
+    """Make ``cls`` available as ``get_runtime(name)``."""
+    _runtimes[name] = cls
+
+
+def get_runtime(name: str) -> Runtime:
+    """A new instance of the runtime registered as ``name``."""
+    cls = _runtimes.get(name)
+    if cls is None:
+        available = ", ".join(sorted(_runtimes))
+        raise ValueError(f"Unknown runtime: '{name}'. Available runtimes: {available}")
+    return cls()
+
+
+def list_runtimes() -> list[str]:
+    """Names of the registered runtimes."""
+    return sorted(_runtimes)
+
+
+def validate_runtime_durable(runtime: Runtime, durable: bool) -> None:
+    """Refuse a durability mode the runtime cannot run."""
+    if durable and not runtime.supports_durable:
+        raise ValueError(f"Runtime '{runtime.name}' does not support durable workflows")
+    if not durable and not runtime.supports_transient:
+        raise ValueError(
+            f"Runtime '{runtime.name}' only runs durable workflows: pass durable=True "
+            "(and configure a storage backend)"
+        )

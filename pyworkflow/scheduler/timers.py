@@ -1,0 +1,152 @@
+"""The in-process timer service of the local runtime.
+
+One asyncio task per event loop and storage claims due timers (sleeps, retry
+delays, deadlines) and resumes their runs, then waits until the next timer is due,
+a new timer is announced, or ``poll_interval`` passes (to notice timers written by
+other processes). Sleeping runs cost nothing here: no task or coroutine per run.
+Claims are atomic in storage, so several processes can run this service at once
+and still fire each timer once. Runs whose activation died (lease expired) are
+picked up too.
+
+Example:
+    >>> import asyncio
+    >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+    >>> async def main():
+    ...     async def resume(run_id): ...
+    ...     service = TimerService(InMemoryStorageBackend(), resume)
+    ...     return await service.tick()
+    >>> asyncio.run(main())
+    0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+
+from pyworkflow.runtime.lease import new_owner
+from pyworkflow.storage.base import CommitBatch, StorageBackend
+from pyworkflow.storage.schemas import Timer
+
+ResumeFn = Callable[[str], Awaitable[Any]]
+
+
+class TimerService:
+    """Fires due timers of one storage by resuming their runs."""
+
+    def __init__(
+        self,
+        storage: StorageBackend,
+        resume: ResumeFn,
+        *,
+        claim_seconds: float = 30.0,
+        poll_interval: float = 1.0,
+        stale_check_interval: float = 10.0,
+        max_concurrency: int = 32,
+        batch_size: int = 100,
+    ) -> None:
+        self.storage = storage
+        self.resume = resume
+        self.owner = new_owner()
+        self.claim_seconds = claim_seconds
+        self.poll_interval = poll_interval
+        self.stale_check_interval = stale_check_interval
+        self.batch_size = batch_size
+        self._sem = asyncio.Semaphore(max_concurrency)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._active: set[asyncio.Task[None]] = set()
+        self._last_stale_check = 0.0
+
+    @property
+    def running(self) -> bool:
+        """Whether the service loop is alive."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start the loop in the running event loop (idempotent)."""
+        if not self.running:
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(), name="pyworkflow-timers"
+            )
+
+    def notify(self) -> None:
+        """A timer was added: look again now."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop the loop and wait for in-flight resumes."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._active:
+            await asyncio.gather(*self._active, return_exceptions=True)
+
+    async def idle(self) -> None:
+        """Wait until no resume started by this service is running."""
+        while self._active:
+            await asyncio.gather(*list(self._active), return_exceptions=True)
+
+    async def tick(self) -> int:
+        """Claim due timers once and start resuming their runs; returns the count."""
+        now = datetime.now(UTC)
+        timers = await self.storage.claim_due_timers(
+            now, self.owner, self.claim_seconds, self.batch_size
+        )
+        by_run: dict[str, list[Timer]] = {}
+        for timer in timers:
+            by_run.setdefault(timer.run_id, []).append(timer)
+        for run_id, run_timers in by_run.items():
+            self._spawn(run_id, run_timers)
+        if time.monotonic() - self._last_stale_check >= self.stale_check_interval:
+            self._last_stale_check = time.monotonic()
+            for run_id in await self.storage.list_stale_runs(now):
+                self._spawn(run_id, [])
+        return len(timers)
+
+    def _spawn(self, run_id: str, timers: list[Timer]) -> None:
+        task = asyncio.get_running_loop().create_task(self._fire(run_id, timers))
+        self._active.add(task)
+        task.add_done_callback(self._active.discard)
+
+    async def _fire(self, run_id: str, timers: list[Timer]) -> None:
+        async with self._sem:
+            try:
+                await self.resume(run_id)
+            except Exception as error:
+                logger.opt(exception=error).error("Resuming run {} failed: {}", run_id, error)
+                return
+        # "wake" timers are not consumed by an activation; drop them once fired.
+        wake = [t.timer_id for t in timers if t.kind == "wake"]
+        if wake:
+            await self.storage.commit(CommitBatch(run_id=run_id, timers_delete=wake))
+
+    async def _next_delay(self) -> float:
+        due = await self.storage.next_timer_due()
+        if due is None:
+            return self.poll_interval
+        wait = (due - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(wait, self.poll_interval))
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                claimed = await self.tick()
+                delay = 0.0 if claimed >= self.batch_size else await self._next_delay()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                logger.opt(exception=error).error("Timer service error: {}", error)
+                delay = self.poll_interval
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                except TimeoutError:
+                    pass

@@ -1,0 +1,129 @@
+"""Run leases and durable timers: what keeps two workers or schedulers apart.
+
+Every operation here is a single conditional ``UPDATE`` (``... RETURNING`` for timer
+claims), so the database's own write serialization makes it atomic across
+processes: two schedulers never claim the same timer and two workers never both
+take a run's lease.
+
+Example:
+    >>> "RETURNING" in claim_timers_sql("")
+    True
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from pyworkflow.storage.base import RunLease
+from pyworkflow.storage.schemas import RunStatus, Timer
+from pyworkflow.storage.sql.codec import row_to_timer
+from pyworkflow.storage.sql.core import SQLCore
+from pyworkflow.storage.sql.schema import TIMER_COLUMNS
+
+_LEASE_FREE = (
+    "(lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?"
+    " OR lease_owner = ? OR lease_owner = ?)"
+)
+_CLAIMABLE = "(claimed_by IS NULL OR claimed_until IS NULL OR claimed_until <= ?)"
+
+
+def claim_timers_sql(skip_locked: str) -> str:
+    """The claim statement; ``skip_locked`` lets row-locking databases skip timers
+    another claimer is busy with instead of waiting for it."""
+    return (
+        "UPDATE timers SET claimed_by = ?, claimed_until = ? WHERE timer_id IN ("
+        f"SELECT timer_id FROM timers WHERE fire_at <= ? AND {_CLAIMABLE}"
+        f" ORDER BY fire_at, timer_id LIMIT ?{skip_locked}) "
+        f"RETURNING {', '.join(TIMER_COLUMNS)}"
+    )
+
+
+class CoordinationMixin(SQLCore):
+    """Leases and timers of :class:`~pyworkflow.storage.base.StorageBackend`."""
+
+    # ------------------------------------------------------------------ leases
+
+    async def acquire_run_lease(
+        self,
+        run_id: str,
+        owner: str,
+        ttl_seconds: float,
+        now: datetime,
+        steal_from: str | None = None,
+    ) -> bool:
+        until = now + timedelta(seconds=ttl_seconds)
+        # steal_from=None binds NULL, and "lease_owner = NULL" is never true.
+        changed = await self._write_one(
+            f"UPDATE workflow_runs SET lease_owner = ?, lease_expires_at = ?"
+            f" WHERE run_id = ? AND {_LEASE_FREE}",
+            (owner, self._dt(until), run_id, self._dt(now), owner, steal_from),
+        )
+        return changed > 0
+
+    async def renew_run_lease(
+        self, run_id: str, owner: str, ttl_seconds: float, now: datetime
+    ) -> bool:
+        until = now + timedelta(seconds=ttl_seconds)
+        changed = await self._write_one(
+            "UPDATE workflow_runs SET lease_expires_at = ? WHERE run_id = ? AND lease_owner = ?",
+            (self._dt(until), run_id, owner),
+        )
+        return changed > 0
+
+    async def release_run_lease(self, run_id: str, owner: str) -> None:
+        await self._write_one(
+            "UPDATE workflow_runs SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE run_id = ? AND lease_owner = ?",
+            (run_id, owner),
+        )
+
+    async def get_run_lease(self, run_id: str) -> RunLease | None:
+        row = await self._fetch_one(
+            "SELECT lease_owner, lease_expires_at FROM workflow_runs WHERE run_id = ?",
+            (run_id,),
+        )
+        if row is None or row[0] is None:
+            return None
+        expires = self._dialect.decode_dt(row[1])
+        return RunLease(owner=row[0], expires_at=expires) if expires else None
+
+    async def list_stale_runs(self, now: datetime, limit: int = 100) -> list[str]:
+        rows = await self._fetch_all(
+            "SELECT run_id FROM workflow_runs WHERE status = ?"
+            " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
+            " ORDER BY created_at, run_id LIMIT ?",
+            (RunStatus.RUNNING.value, self._dt(now), max(limit, 0)),
+        )
+        return [r[0] for r in rows]
+
+    # ------------------------------------------------------------------ timers
+
+    async def claim_due_timers(
+        self, now: datetime, owner: str, lease_seconds: float, limit: int = 100
+    ) -> list[Timer]:
+        until = now + timedelta(seconds=lease_seconds)
+        async with self._writer() as conn:
+            rows = await conn.fetch_all(
+                self._sql(claim_timers_sql(self._dialect.skip_locked)),
+                (owner, self._dt(until), self._dt(now), self._dt(now), max(limit, 0)),
+            )
+        timers = [row_to_timer(self._dialect, r) for r in rows]
+        # RETURNING gives rows in no particular order.
+        timers.sort(key=lambda t: (t.fire_at, t.timer_id))
+        return timers
+
+    async def next_timer_due(self) -> datetime | None:
+        # A timer under a live claim becomes claimable again when that claim expires.
+        row = await self._fetch_one(
+            "SELECT MIN(CASE WHEN claimed_until IS NOT NULL AND claimed_until > fire_at"
+            " THEN claimed_until ELSE fire_at END) FROM timers"
+        )
+        return self._dialect.decode_dt(row[0]) if row else None
+
+    async def list_timers(self, run_id: str | None = None) -> list[Timer]:
+        sql, params = f"SELECT {', '.join(TIMER_COLUMNS)} FROM timers", []
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params.append(run_id)
+        rows = await self._fetch_all(f"{sql} ORDER BY fire_at, timer_id", params)
+        return [row_to_timer(self._dialect, r) for r in rows]

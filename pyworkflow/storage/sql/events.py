@@ -1,0 +1,84 @@
+"""Reading and appending a run's events.
+
+Example:
+    >>> GUARDED_INSERT_EVENT.startswith("INSERT INTO events (run_id, sequence")
+    True
+"""
+
+from __future__ import annotations
+
+from pyworkflow.engine.events import Event
+from pyworkflow.storage.base import DuplicateEventError, SequenceConflictError
+from pyworkflow.storage.sql.codec import event_to_row, row_to_event
+from pyworkflow.storage.sql.core import SQLCore, placeholders
+from pyworkflow.storage.sql.schema import EVENT_COLUMNS
+
+_COLUMNS = ", ".join(EVENT_COLUMNS)
+# Inserted only if the run's last sequence is the one just before it (the two trailing
+# parameters). Stale writers and writers that would leave a gap insert nothing, and
+# the row count tells; the UNIQUE (run_id, sequence) constraint remains the backstop.
+GUARDED_INSERT_EVENT = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT {placeholders(7)}"
+    " WHERE (SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?) = ?"
+)
+# The statement picks the sequence itself, so a single append is one round trip and
+# atomic on its own: no explicit transaction and no prior SELECT.
+APPEND_EVENT = (
+    f"INSERT INTO events ({_COLUMNS}) "
+    "SELECT ?, COALESCE(MAX(sequence), -1) + 1, ?, ?, ?, ?, ? FROM events WHERE run_id = ? "
+    "RETURNING sequence"
+)
+LAST_SEQUENCE = "SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?"
+SELECT_EVENT = "SELECT run_id, sequence, event_id, type, timestamp, data FROM events"
+# Databases that do not serialize read-then-insert (PostgreSQL under READ COMMITTED) can
+# lose the race for MAX(sequence) + 1; the unique constraint catches it and we retry.
+# SQLite never needs a second attempt.
+APPEND_ATTEMPTS = 20
+
+
+class EventsMixin(SQLCore):
+    """``record_event`` and the event readers."""
+
+    async def record_event(self, event: Event) -> None:
+        values = event_to_row(self._dialect, event, 0)
+        params = [values[0], *values[2:], event.run_id]
+        for _ in range(APPEND_ATTEMPTS):
+            try:
+                async with self._writer() as conn:
+                    row = await conn.fetch_one(self._sql(APPEND_EVENT), params)
+            except Exception as exc:
+                constraint = self._constraint(exc)
+                if constraint == "events_sequence_uq":
+                    continue
+                if constraint == "events_dedup_uq":
+                    raise DuplicateEventError(event.run_id, str(values[6])) from exc
+                raise
+            assert row is not None  # INSERT ... SELECT over an aggregate yields one row
+            event.sequence = int(row[0])
+            return
+        raise SequenceConflictError(event.run_id, -1)
+
+    async def get_events(self, run_id: str, event_types: list[str] | None = None) -> list[Event]:
+        sql, params = f"{SELECT_EVENT} WHERE run_id = ?", [run_id]
+        if event_types is not None:
+            if not event_types:
+                return []
+            sql += f" AND type IN ({placeholders(len(event_types))})"
+            params += [getattr(t, "value", t) for t in event_types]
+        rows = await self._fetch_all(f"{sql} ORDER BY sequence", params)
+        return [row_to_event(self._dialect, r) for r in rows]
+
+    async def get_latest_event(self, run_id: str, event_type: str | None = None) -> Event | None:
+        sql, params = f"{SELECT_EVENT} WHERE run_id = ?", [run_id]
+        if event_type is not None:
+            sql += " AND type = ?"
+            params.append(getattr(event_type, "value", event_type))
+        row = await self._fetch_one(f"{sql} ORDER BY sequence DESC LIMIT 1", params)
+        return row_to_event(self._dialect, row) if row else None
+
+    async def get_events_after(self, run_id: str, after_sequence: int) -> list[Event]:
+        rows = await self._fetch_all(
+            f"{SELECT_EVENT} WHERE run_id = ? AND sequence > ? ORDER BY sequence",
+            (run_id, after_sequence),
+        )
+        return [row_to_event(self._dialect, r) for r in rows]

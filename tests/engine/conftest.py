@@ -1,0 +1,46 @@
+"""Fixtures for engine tests: a fresh storage of each embedded kind, an isolated registry."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from pyworkflow.core.registry import _registry
+from pyworkflow.storage.base import StorageBackend
+from pyworkflow.storage.file import FileStorageBackend
+from pyworkflow.storage.memory import InMemoryStorageBackend
+from pyworkflow.storage.sqlite import SQLiteStorageBackend
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry() -> Iterator[None]:
+    """Workflows defined inside a test disappear after it (names can be reused)."""
+    workflows = dict(_registry._workflows)
+    steps = dict(_registry._steps)
+    yield
+    _registry._workflows.clear()
+    _registry._workflows.update(workflows)
+    _registry._steps.clear()
+    _registry._steps.update(steps)
+
+
+@pytest.fixture(params=["memory", "file", "sqlite"])
+async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[StorageBackend]:  # type: ignore[no-untyped-def]
+    """A connected, empty backend: memory, file and SQLite in turn."""
+    kind = request.param
+    backend: StorageBackend
+    if kind == "memory":
+        backend = InMemoryStorageBackend()
+    elif kind == "file":
+        backend = FileStorageBackend(str(tmp_path / "files"))
+    else:
+        backend = SQLiteStorageBackend(str(tmp_path / "wf.db"))
+    await backend.connect()
+    yield backend
+    from pyworkflow.runtime.local import _services
+    import asyncio
+
+    for service in _services.get(asyncio.get_running_loop(), {}).values():
+        await service.stop()
+    await backend.disconnect()
