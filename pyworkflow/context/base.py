@@ -105,8 +105,9 @@ class WorkflowContext(ABC):
     # ------------------------------------------------------------------ abstract API
 
     @abstractmethod
-    async def run(self, func: Callable[..., Any], *args: Any, name: str | None = None,
-                  **kwargs: Any) -> Any:
+    async def run(
+        self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
         """Run ``func`` as an explicit step."""
 
     @abstractmethod
@@ -117,7 +118,7 @@ class WorkflowContext(ABC):
     async def hook(
         self,
         name: str,
-        timeout: int | None = None,
+        timeout: int | str | None = None,
         on_created: Callable[[str], Awaitable[None]] | None = None,
         payload_schema: type[BaseModel] | None = None,
     ) -> Any:
@@ -154,18 +155,19 @@ class WorkflowContext(ABC):
         """A recorded step result; ``KeyError`` when there is none."""
         raise KeyError(step_id)
 
-    def cache_step_result(self, step_id: str, result: Any) -> None:
+    def cache_step_result(self, step_id: str, result: Any) -> None:  # noqa: B027
         """Remember a step result (no-op here)."""
 
     def get_retry_state(self, step_id: str) -> dict[str, Any] | None:
         """Retry bookkeeping for a step, if any."""
         return None
 
-    def set_retry_state(self, step_id: str, attempt: int, resume_at: Any = None,
-                        max_retries: int = 3) -> None:
+    def set_retry_state(  # noqa: B027
+        self, step_id: str, attempt: int, resume_at: Any = None, max_retries: int = 3
+    ) -> None:
         """Store retry bookkeeping (no-op here)."""
 
-    def clear_retry_state(self, step_id: str) -> None:
+    def clear_retry_state(self, step_id: str) -> None:  # noqa: B027
         """Drop retry bookkeeping (no-op here)."""
 
     def has_step_failed(self, step_id: str) -> bool:
@@ -176,7 +178,7 @@ class WorkflowContext(ABC):
         """The recorded final failure of a step, if any."""
         return None
 
-    async def validate_event_limits(self) -> None:
+    async def validate_event_limits(self) -> None:  # noqa: B027
         """Check the run's event limits (only durable contexts have any)."""
 
     # ------------------------------------------------------------------ children

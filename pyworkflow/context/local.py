@@ -89,11 +89,12 @@ class LocalContext(WorkflowContext):
             return await run_step_transient(call)
         return await InlineStep(self._act, call).run()
 
-    async def run(self, func: Callable[..., Any], *args: Any, name: str | None = None,
-                  **kwargs: Any) -> Any:
+    async def run(
+        self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
+    ) -> Any:
         """Run ``func`` as an explicit step (recorded when durable, no retries)."""
         self.check_cancellation()
-        step_name = name or getattr(func, "__name__", "step")
+        step_name: str = name or getattr(func, "__name__", None) or "step"
         return await self.execute_step(StepCall(step_name, func, args, kwargs, max_retries=0))
 
     async def sleep(self, seconds: float, name: str | None = None) -> None:
@@ -107,7 +108,7 @@ class LocalContext(WorkflowContext):
     async def hook(
         self,
         name: str,
-        timeout: int | None = None,
+        timeout: int | str | None = None,
         on_created: Callable[[str], Awaitable[None]] | None = None,
         payload_schema: type[BaseModel] | None = None,
     ) -> Any:
@@ -207,12 +208,15 @@ class LocalContext(WorkflowContext):
         """The pending retry of a step, if any."""
         return self.retry_state.get(step_id)
 
-    def set_retry_state(self, step_id: str, attempt: int, resume_at: Any = None,
-                        max_retries: int = 3) -> None:
+    def set_retry_state(
+        self, step_id: str, attempt: int, resume_at: Any = None, max_retries: int = 3
+    ) -> None:
         """Record a pending retry in memory."""
         self._state.step_next_attempt[step_id] = attempt
         self._state.retry_events[step_id] = {
-            "attempt": attempt, "resume_at": resume_at, "max_retries": max_retries
+            "attempt": attempt,
+            "resume_at": resume_at,
+            "max_retries": max_retries,
         }
 
     def clear_retry_state(self, step_id: str) -> None:
@@ -309,8 +313,12 @@ class LocalContext(WorkflowContext):
     ) -> None:
         """Record a child's outcome in memory."""
         if failed:
-            entry: dict[str, Any] = {"child_run_id": child_run_id, "error": error,
-                                     "error_type": error_type, "__failed__": True}
+            entry: dict[str, Any] = {
+                "child_run_id": child_run_id,
+                "error": error,
+                "error_type": error_type,
+                "__failed__": True,
+            }
         else:
             entry = {"child_run_id": child_run_id, "result": result, "__failed__": False}
         self._child_results[child_id] = entry

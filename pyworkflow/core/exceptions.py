@@ -234,9 +234,7 @@ class ChildWorkflowFailedError(ChildWorkflowError):
     def __init__(
         self, child_run_id: str, child_workflow_name: str, error: str, error_type: str
     ) -> None:
-        super().__init__(
-            f"Child workflow '{child_workflow_name}' ({child_run_id}) failed: {error}"
-        )
+        super().__init__(f"Child workflow '{child_workflow_name}' ({child_run_id}) failed: {error}")
         self.child_run_id = child_run_id
         self.child_workflow_name = child_workflow_name
         self.error = error
@@ -258,7 +256,7 @@ class MaxNestingDepthError(ChildWorkflowError):
         self.max_depth = self.MAX_DEPTH
 
 
-class SuspensionSignal(BaseException):  # noqa: N818 - public upstream name
+class SuspensionSignal(BaseException):
     """Internal: the run must suspend (sleep, hook, retry wait, dispatched step).
 
     A ``BaseException`` so user ``except Exception`` blocks cannot swallow it.
@@ -270,7 +268,7 @@ class SuspensionSignal(BaseException):  # noqa: N818 - public upstream name
         self.data = data
 
 
-class ContinueAsNewSignal(BaseException):  # noqa: N818 - public upstream name
+class ContinueAsNewSignal(BaseException):
     """Internal: end this run and start a fresh one with new arguments."""
 
     def __init__(

@@ -79,8 +79,15 @@ def _decorate(
     attrs["__step_retry_delay__"] = retry_delay
     attrs["__step_timeout__"] = timeout
     attrs["__step_metadata__"] = dict(metadata or {})
-    register_step(step_name, wrapper, func, max_retries=max_retries, retry_delay=retry_delay,
-                  timeout=timeout, metadata=dict(metadata or {}))
+    register_step(
+        step_name,
+        wrapper,
+        func,
+        max_retries=max_retries,
+        retry_delay=retry_delay,
+        timeout=timeout,
+        metadata=dict(metadata or {}),
+    )
     return wrapper  # type: ignore[return-value]
 
 

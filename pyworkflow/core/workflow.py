@@ -132,8 +132,16 @@ def workflow(
     """
 
     def decorator(f: F) -> F:
-        return _decorate(f, name, durable, max_duration, tags, recover_on_worker_loss,
-                         max_recovery_attempts, context_class)
+        return _decorate(
+            f,
+            name,
+            durable,
+            max_duration,
+            tags,
+            recover_on_worker_loss,
+            max_recovery_attempts,
+            context_class,
+        )
 
     if func is not None:
         return decorator(func)

@@ -66,14 +66,14 @@ class EventLimits:
     warning_interval: int = 100
 
 
-class ActivationClosed(BaseException):  # noqa: N818 - a signal, not an error
+class ActivationClosed(BaseException):
     """A durable call arrived after the activation's outcome was decided.
 
     Raised in leftover tasks (e.g. the other branches of an ``asyncio.gather`` whose
     sibling suspended) so that they stop at their next durable call."""
 
 
-class ActivationAborted(BaseException):  # noqa: N818 - a signal, not an error
+class ActivationAborted(BaseException):
     """Another writer ended the run (it reached a terminal event) meanwhile."""
 
 
@@ -187,7 +187,10 @@ class Activation:
             if last is None or count >= last + limits.warning_interval:
                 self._last_limit_warning = count
                 logger.warning(
-                    "Workflow approaching event limit: {}/{}", count, limits.hard, run_id=self.run_id
+                    "Workflow approaching event limit: {}/{}",
+                    count,
+                    limits.hard,
+                    run_id=self.run_id,
                 )
 
     # ------------------------------------------------------------------ sleep

@@ -2,7 +2,9 @@
 
 Every state change of a durable run is an :class:`Event` appended to the run's log;
 run rows, timers and hook rows are indexes over it. ``sequence`` is assigned by the
-storage, starts at 0 and is unique per run.
+storage, starts at 0 and is unique per run. This module holds the model (re-exported)
+and one ``create_<kind>_event`` factory per kind; child-workflow and schedule
+factories live in :mod:`pyworkflow.engine.event_factories` and are re-exported here.
 
 Example:
     >>> e = create_step_completed_event("run_1", "step_a_1", '"ok"', "a")
@@ -12,168 +14,14 @@ Example:
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from enum import Enum
+from datetime import datetime, timedelta
 from typing import Any
 
+from pyworkflow.engine.event_model import Event, EventType, dedup_key
+from pyworkflow.engine.event_model import iso as _iso
+from pyworkflow.engine.event_model import make_event as _ev
+from pyworkflow.engine.event_model import now_utc as _now
 from pyworkflow.serialization.encoder import serialize
-
-
-class EventType(str, Enum):
-    """Every kind of event; values are the dotted names stored in the log."""
-
-    WORKFLOW_STARTED = "workflow.started"
-    WORKFLOW_COMPLETED = "workflow.completed"
-    WORKFLOW_FAILED = "workflow.failed"
-    WORKFLOW_INTERRUPTED = "workflow.interrupted"
-    WORKFLOW_CANCELLED = "workflow.cancelled"
-    WORKFLOW_PAUSED = "workflow.paused"
-    WORKFLOW_RESUMED = "workflow.resumed"
-    WORKFLOW_CONTINUED_AS_NEW = "workflow.continued_as_new"
-    STEP_STARTED = "step.started"
-    STEP_COMPLETED = "step.completed"
-    STEP_FAILED = "step.failed"
-    STEP_RETRYING = "step.retrying"
-    STEP_CANCELLED = "step.cancelled"
-    SLEEP_STARTED = "sleep.started"
-    SLEEP_COMPLETED = "sleep.completed"
-    HOOK_CREATED = "hook.created"
-    HOOK_RECEIVED = "hook.received"
-    HOOK_EXPIRED = "hook.expired"
-    HOOK_DISPOSED = "hook.disposed"
-    CANCELLATION_REQUESTED = "cancellation.requested"
-    CONTEXT_UPDATED = "context.updated"
-    CHILD_WORKFLOW_STARTED = "child_workflow.started"
-    CHILD_WORKFLOW_COMPLETED = "child_workflow.completed"
-    CHILD_WORKFLOW_FAILED = "child_workflow.failed"
-    CHILD_WORKFLOW_CANCELLED = "child_workflow.cancelled"
-    SCHEDULE_CREATED = "schedule.created"
-    SCHEDULE_UPDATED = "schedule.updated"
-    SCHEDULE_PAUSED = "schedule.paused"
-    SCHEDULE_RESUMED = "schedule.resumed"
-    SCHEDULE_DELETED = "schedule.deleted"
-    SCHEDULE_TRIGGERED = "schedule.triggered"
-    SCHEDULE_SKIPPED = "schedule.skipped"
-    SCHEDULE_BACKFILL_STARTED = "schedule.backfill_started"
-    SCHEDULE_BACKFILL_COMPLETED = "schedule.backfill_completed"
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _new_event_id() -> str:
-    return f"evt_{uuid.uuid4().hex[:16]}"
-
-
-@dataclass
-class Event:
-    """One entry of a run's log.
-
-    Example:
-        >>> Event(run_id="run_1", type=EventType.WORKFLOW_STARTED).sequence is None
-        True
-    """
-
-    event_id: str = field(default_factory=_new_event_id)
-    run_id: str = ""
-    type: EventType = EventType.WORKFLOW_STARTED
-    timestamp: datetime = field(default_factory=_now)
-    data: dict[str, Any] = field(default_factory=dict)
-    sequence: int | None = None
-
-    def __post_init__(self) -> None:
-        if not self.run_id:
-            raise ValueError("Event.run_id must not be empty")
-        if not isinstance(self.type, EventType):
-            raise TypeError(f"Event.type must be an EventType, got {type(self.type).__name__}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (type by value, timestamp as ISO)."""
-        return {
-            "event_id": self.event_id,
-            "run_id": self.run_id,
-            "type": self.type.value,
-            "timestamp": self.timestamp.isoformat(),
-            "data": self.data,
-            "sequence": self.sequence,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Event:
-        """The inverse of :meth:`to_dict`."""
-        ts = d.get("timestamp")
-        timestamp = datetime.fromisoformat(ts) if isinstance(ts, str) else (ts or _now())
-        return cls(
-            event_id=d.get("event_id") or _new_event_id(),
-            run_id=d["run_id"],
-            type=EventType(d["type"]),
-            timestamp=timestamp,
-            data=dict(d.get("data") or {}),
-            sequence=d.get("sequence"),
-        )
-
-
-# Events that may exist at most once per run under the same key: the storage refuses
-# a second one, which is what makes "each step's result is recorded once", "a token
-# resumes one hook once" and "a timer fires once" hold even against duplicate
-# deliveries and racing writers. Exclusive outcomes share a key on purpose.
-_DEDUP_BY_ID: dict[EventType, tuple[str, str]] = {
-    EventType.STEP_COMPLETED: ("step.outcome", "step_id"),
-    EventType.SLEEP_STARTED: ("sleep.started", "sleep_id"),
-    EventType.SLEEP_COMPLETED: ("sleep.completed", "sleep_id"),
-    EventType.HOOK_CREATED: ("hook.created", "hook_id"),
-    EventType.HOOK_RECEIVED: ("hook.outcome", "hook_id"),
-    EventType.HOOK_EXPIRED: ("hook.outcome", "hook_id"),
-    EventType.CHILD_WORKFLOW_STARTED: ("child.started", "child_id"),
-    EventType.CHILD_WORKFLOW_COMPLETED: ("child.outcome", "child_id"),
-    EventType.CHILD_WORKFLOW_FAILED: ("child.outcome", "child_id"),
-    EventType.CHILD_WORKFLOW_CANCELLED: ("child.outcome", "child_id"),
-}
-_TERMINAL = {
-    EventType.WORKFLOW_COMPLETED,
-    EventType.WORKFLOW_FAILED,
-    EventType.WORKFLOW_CANCELLED,
-    EventType.WORKFLOW_CONTINUED_AS_NEW,
-}
-
-
-def dedup_key(event: Event) -> str | None:
-    """The uniqueness key a storage enforces per run for this event, if any.
-
-    Example:
-        >>> dedup_key(create_sleep_completed_event("run_1", "sleep_1_5s"))
-        'sleep.completed:sleep_1_5s'
-    """
-    t = event.type
-    if t in _TERMINAL:
-        return "workflow.terminal"
-    if t is EventType.WORKFLOW_STARTED:
-        return "workflow.started"
-    if t is EventType.STEP_FAILED and event.data.get("final"):
-        return f"step.outcome:{event.data.get('step_id')}"
-    if t is EventType.STEP_RETRYING:
-        return f"step.retrying:{event.data.get('step_id')}:{event.data.get('attempt')}"
-    spec = _DEDUP_BY_ID.get(t)
-    if spec is None:
-        return None
-    prefix, key = spec
-    return f"{prefix}:{event.data.get(key)}"
-
-
-# --------------------------------------------------------------------------- factories
-
-
-def _iso(value: datetime | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.isoformat()
-
-
-def _ev(run_id: str, etype: EventType, **data: Any) -> Event:
-    return Event(run_id=run_id, type=etype, data=data)
 
 
 def create_workflow_started_event(
@@ -374,8 +222,6 @@ def create_hook_created_event(
 ) -> Event:
     """``hook.created``; ``hook_name`` is an alias of ``name``."""
     if expires_at is None and timeout_seconds is not None:
-        from datetime import timedelta
-
         expires_at = _now() + timedelta(seconds=timeout_seconds)
     return _ev(
         run_id,
@@ -421,191 +267,54 @@ def create_context_updated_event(run_id: str, context_data: dict[str, Any]) -> E
     )
 
 
-def create_child_workflow_started_event(
-    run_id: str,
-    child_id: str,
-    child_run_id: str,
-    child_workflow_name: str,
-    args: Any,
-    kwargs: Any,
-    wait_for_completion: bool,
-) -> Event:
-    """``child_workflow.started`` (in the parent's log)."""
-    return _ev(
-        run_id,
-        EventType.CHILD_WORKFLOW_STARTED,
-        child_id=child_id,
-        child_run_id=child_run_id,
-        child_workflow_name=child_workflow_name,
-        args=args,
-        kwargs=kwargs,
-        wait_for_completion=wait_for_completion,
-        started_at=_now().isoformat(),
-    )
+# Re-exported so every factory stays importable from this module, as upstream has it.
+from pyworkflow.engine.event_factories import (  # noqa: E402
+    create_child_workflow_cancelled_event,
+    create_child_workflow_completed_event,
+    create_child_workflow_failed_event,
+    create_child_workflow_started_event,
+    create_schedule_backfill_completed_event,
+    create_schedule_backfill_started_event,
+    create_schedule_created_event,
+    create_schedule_deleted_event,
+    create_schedule_paused_event,
+    create_schedule_resumed_event,
+    create_schedule_skipped_event,
+    create_schedule_triggered_event,
+)
 
-
-def create_child_workflow_completed_event(
-    run_id: str, child_id: str, child_run_id: str, result: Any
-) -> Event:
-    """``child_workflow.completed``."""
-    return _ev(
-        run_id,
-        EventType.CHILD_WORKFLOW_COMPLETED,
-        child_id=child_id,
-        child_run_id=child_run_id,
-        result=result,
-        completed_at=_now().isoformat(),
-    )
-
-
-def create_child_workflow_failed_event(
-    run_id: str, child_id: str, child_run_id: str, error: str, error_type: str
-) -> Event:
-    """``child_workflow.failed``."""
-    return _ev(
-        run_id,
-        EventType.CHILD_WORKFLOW_FAILED,
-        child_id=child_id,
-        child_run_id=child_run_id,
-        error=error,
-        error_type=error_type,
-        failed_at=_now().isoformat(),
-    )
-
-
-def create_child_workflow_cancelled_event(
-    run_id: str, child_id: str, child_run_id: str, reason: str | None = None
-) -> Event:
-    """``child_workflow.cancelled``."""
-    return _ev(
-        run_id,
-        EventType.CHILD_WORKFLOW_CANCELLED,
-        child_id=child_id,
-        child_run_id=child_run_id,
-        reason=reason,
-        cancelled_at=_now().isoformat(),
-    )
-
-
-def create_schedule_created_event(
-    run_id: str,
-    schedule_id: str,
-    workflow_name: str,
-    spec: dict[str, Any],
-    overlap_policy: str,
-) -> Event:
-    """``schedule.created``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_CREATED,
-        schedule_id=schedule_id,
-        workflow_name=workflow_name,
-        spec=spec,
-        overlap_policy=overlap_policy,
-        created_at=_now().isoformat(),
-    )
-
-
-def create_schedule_paused_event(run_id: str, schedule_id: str, reason: str | None = None) -> Event:
-    """``schedule.paused``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_PAUSED,
-        schedule_id=schedule_id,
-        reason=reason,
-        paused_at=_now().isoformat(),
-    )
-
-
-def create_schedule_resumed_event(
-    run_id: str, schedule_id: str, next_run_time: datetime | str | None = None
-) -> Event:
-    """``schedule.resumed``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_RESUMED,
-        schedule_id=schedule_id,
-        next_run_time=_iso(next_run_time),
-        resumed_at=_now().isoformat(),
-    )
-
-
-def create_schedule_deleted_event(
-    run_id: str, schedule_id: str, reason: str | None = None
-) -> Event:
-    """``schedule.deleted``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_DELETED,
-        schedule_id=schedule_id,
-        reason=reason,
-        deleted_at=_now().isoformat(),
-    )
-
-
-def create_schedule_triggered_event(
-    run_id: str,
-    schedule_id: str,
-    scheduled_time: datetime | str,
-    actual_time: datetime | str,
-    workflow_run_id: str,
-) -> Event:
-    """``schedule.triggered`` (``run_id`` is the schedule id)."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_TRIGGERED,
-        schedule_id=schedule_id,
-        scheduled_time=_iso(scheduled_time),
-        actual_time=_iso(actual_time),
-        workflow_run_id=workflow_run_id,
-    )
-
-
-def create_schedule_skipped_event(
-    run_id: str,
-    schedule_id: str,
-    reason: str,
-    scheduled_time: datetime | str,
-    overlap_policy: str | None = None,
-) -> Event:
-    """``schedule.skipped``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_SKIPPED,
-        schedule_id=schedule_id,
-        reason=reason,
-        scheduled_time=_iso(scheduled_time),
-        overlap_policy=overlap_policy,
-        skipped_at=_now().isoformat(),
-    )
-
-
-def create_schedule_backfill_started_event(
-    run_id: str,
-    schedule_id: str,
-    start_time: datetime | str,
-    end_time: datetime | str,
-    expected_runs: int,
-) -> Event:
-    """``schedule.backfill_started``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_BACKFILL_STARTED,
-        schedule_id=schedule_id,
-        start_time=_iso(start_time),
-        end_time=_iso(end_time),
-        expected_runs=expected_runs,
-    )
-
-
-def create_schedule_backfill_completed_event(
-    run_id: str, schedule_id: str, runs_created: int, run_ids: list[str]
-) -> Event:
-    """``schedule.backfill_completed``."""
-    return _ev(
-        run_id,
-        EventType.SCHEDULE_BACKFILL_COMPLETED,
-        schedule_id=schedule_id,
-        runs_created=runs_created,
-        run_ids=list(run_ids),
-    )
+__all__ = [
+    "Event",
+    "EventType",
+    "create_cancellation_requested_event",
+    "create_child_workflow_cancelled_event",
+    "create_child_workflow_completed_event",
+    "create_child_workflow_failed_event",
+    "create_child_workflow_started_event",
+    "create_context_updated_event",
+    "create_hook_created_event",
+    "create_hook_expired_event",
+    "create_hook_received_event",
+    "create_schedule_backfill_completed_event",
+    "create_schedule_backfill_started_event",
+    "create_schedule_created_event",
+    "create_schedule_deleted_event",
+    "create_schedule_paused_event",
+    "create_schedule_resumed_event",
+    "create_schedule_skipped_event",
+    "create_schedule_triggered_event",
+    "create_sleep_completed_event",
+    "create_sleep_started_event",
+    "create_step_cancelled_event",
+    "create_step_completed_event",
+    "create_step_failed_event",
+    "create_step_retrying_event",
+    "create_step_started_event",
+    "create_workflow_cancelled_event",
+    "create_workflow_completed_event",
+    "create_workflow_continued_as_new_event",
+    "create_workflow_failed_event",
+    "create_workflow_interrupted_event",
+    "create_workflow_started_event",
+    "dedup_key",
+]

@@ -124,8 +124,14 @@ async def start(
     run_id = new_run_id()
     try:
         return await rt.start_workflow(
-            meta.func, tuple(args), dict(kwargs), run_id, meta.name,
-            store if durable else None, durable, idempotency_key=idempotency_key,
+            meta.func,
+            tuple(args),
+            dict(kwargs),
+            run_id,
+            meta.name,
+            store if durable else None,
+            durable,
+            idempotency_key=idempotency_key,
         )
     except Exception:
         if durable and store is not None and idempotency_key is not None:

@@ -111,8 +111,9 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
                 completed_at=act.now(),
                 release_lease=owner,
             )
-            await act.commit([terminal_event(act, outcome, raw)], run_update=update,
-                             clear_timers=True)
+            await act.commit(
+                [terminal_event(act, outcome, raw)], run_update=update, clear_timers=True
+            )
     except ActivationAborted as aborted:
         outcome = Aborted(str(aborted))
     if isinstance(outcome, Aborted) and owner is not None:

@@ -103,7 +103,9 @@ class RunState:
 
     def step_results(self) -> dict[str, Any]:
         """All completed step results, decoded."""
-        ids = list(self.step_results_raw) + [k for k in self._decoded if k not in self.step_results_raw]
+        ids = list(self.step_results_raw) + [
+            k for k in self._decoded if k not in self.step_results_raw
+        ]
         return {sid: self.step_result(sid) for sid in ids}
 
     # ------------------------------------------------------------------ fold

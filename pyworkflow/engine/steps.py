@@ -177,7 +177,7 @@ class InlineStep:
         return result
 
     def _failed_event(self, error: BaseException, attempt: int, retryable: bool) -> ev.Event:
-        return ev.create_step_failed_event(
+        event = ev.create_step_failed_event(
             self.act.run_id,
             self.step_id,
             str(error),
@@ -186,6 +186,8 @@ class InlineStep:
             attempt,
             "".join(tb.format_exception(error)),
         )
+        event.data["step_name"] = self.call.name
+        return event
 
     async def _record_retry(
         self, started: ev.Event, error: Exception, attempt: int, timers_delete: list[str]
@@ -197,6 +199,7 @@ class InlineStep:
             act.run_id, self.step_id, attempt + 1, str(int(delay)), str(error)
         )
         retrying.data.update(
+            step_name=call.name,
             resume_at=resume_at.isoformat(),
             retry_strategy=describe_retry_delay(call.retry_delay),
             max_retries=call.max_retries,

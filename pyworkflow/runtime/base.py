@@ -48,7 +48,9 @@ class Runtime(ABC):
         """Advance a suspended run."""
 
     @abstractmethod
-    async def schedule_wake(self, run_id: str, wake_time: datetime, storage: StorageBackend) -> None:
+    async def schedule_wake(
+        self, run_id: str, wake_time: datetime, storage: StorageBackend
+    ) -> None:
         """Arrange for the run to be resumed at ``wake_time``."""
 
     async def schedule_resume(self, run_id: str, storage: StorageBackend) -> None:  # noqa: B027

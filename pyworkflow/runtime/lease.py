@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import uuid
@@ -104,10 +105,8 @@ class LeaseKeeper:
     ) -> None:
         if self._task is not None:
             self._task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-            except asyncio.CancelledError:
-                pass
         if exc is not None and self.owner is not None:
             # The activation died without its final commit: free the run for others.
             try:

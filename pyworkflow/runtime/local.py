@@ -55,9 +55,9 @@ from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.base import CommitBatch, RunUpdate, StorageBackend
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer, WorkflowRun
 
-_services: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[int, TimerService]
-] = weakref.WeakKeyDictionary()
+_services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, TimerService]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def timer_service(storage: StorageBackend) -> TimerService:
@@ -170,7 +170,9 @@ class LocalRuntime(Runtime):
             raise outcome.error
         return outcome.result if isinstance(outcome, Completed) else None
 
-    async def schedule_wake(self, run_id: str, wake_time: datetime, storage: StorageBackend) -> None:
+    async def schedule_wake(
+        self, run_id: str, wake_time: datetime, storage: StorageBackend
+    ) -> None:
         """Resume the run at ``wake_time`` (a durable ``wake`` timer)."""
         await storage.commit(
             CommitBatch(run_id=run_id, timers_upsert=[Timer(run_id, "wake", "wake", wake_time)])
@@ -227,11 +229,20 @@ class LocalRuntime(Runtime):
         ctx._runtime = self.name
         deadline = None
         if max_duration_text(meta):
-            run = WorkflowRun(run_id, workflow_name, RunStatus.RUNNING,
-                              started_at=datetime.now(UTC), max_duration=max_duration_text(meta))
+            run = WorkflowRun(
+                run_id,
+                workflow_name,
+                RunStatus.RUNNING,
+                started_at=datetime.now(UTC),
+                max_duration=max_duration_text(meta),
+            )
             deadline = deadline_of(run)
         outcome = await run_workflow_function(
-            ctx, meta.original_func, args, kwargs, deadline=deadline,
+            ctx,
+            meta.original_func,
+            args,
+            kwargs,
+            deadline=deadline,
             max_duration=max_duration_text(meta),
         )
         if isinstance(outcome, Failed):

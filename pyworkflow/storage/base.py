@@ -249,15 +249,11 @@ class StorageBackend(ABC):
         de-duplication key is already recorded for the run."""
 
     @abstractmethod
-    async def get_events(
-        self, run_id: str, event_types: list[str] | None = None
-    ) -> list[Event]:
+    async def get_events(self, run_id: str, event_types: list[str] | None = None) -> list[Event]:
         """The run's events by sequence, optionally only these type values."""
 
     @abstractmethod
-    async def get_latest_event(
-        self, run_id: str, event_type: str | None = None
-    ) -> Event | None:
+    async def get_latest_event(self, run_id: str, event_type: str | None = None) -> Event | None:
         """The event with the highest sequence, optionally of one type value."""
 
     @abstractmethod

@@ -55,7 +55,8 @@ class FileStorageBackend(RecordStorageBackend):
     """Durable storage in plain files (see the module docstring).
 
     Example:
-        >>> FileStorageBackend("/tmp/pyworkflow_doc").runs_dir.name
+        >>> import tempfile
+        >>> FileStorageBackend(tempfile.mkdtemp()).runs_dir.name
         'runs'
     """
 
@@ -121,8 +122,9 @@ class FileStorageBackend(RecordStorageBackend):
 
     def _lock(self, name: str) -> FileLock:
         # A fresh lock object per use: flock() then excludes other threads of this
-        # process as well as other processes.
-        return FileLock(str(self.locks_dir / f"{name}.lock"))
+        # process as well as other processes. filelock waits by polling; a short
+        # interval keeps a waiting writer from being starved by a busy one.
+        return FileLock(str(self.locks_dir / f"{name}.lock"), poll_interval=0.002)
 
     def _journal(self, run_id: str | None) -> Path:
         name = f"run-{safe_name(run_id)}" if run_id is not None else "global"

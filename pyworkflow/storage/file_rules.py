@@ -1,9 +1,9 @@
-"""Selection and validation rules of the storage contract, shared by two backends.
+"""The rules of the storage contract as pure functions over records.
 
-The file backend applies these to records it reads from disk; the in-memory backend
-applies the same functions to its dicts. Keeping one copy means the two can never
-disagree on ordering, paging, lease or timer rules (SQL backends express the same
-rules in SQL and are held to them by ``pyworkflow.testing.conformance``).
+Validation of a commit (sequences, de-duplication, run rows), ordering and paging of
+listings, lease and timer rules. :mod:`pyworkflow.storage.file_core` applies them for
+both the file and the in-memory backend, so the two can never disagree; SQL backends
+express the same rules in SQL and are held to them by ``pyworkflow.testing.conformance``.
 
 Example:
     >>> from pyworkflow.storage.schemas import RunStatus, WorkflowRun

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,17 +28,24 @@ from pyworkflow.storage.file_io import (
     refresh_tail,
     safe_name,
 )
-from pyworkflow.storage.file_tables import Key, LogState, Store, Table, Writes
+from pyworkflow.storage.file_tables import TIMERS, Key, LogState, Store, Table, Writes
 
 T = TypeVar("T")
 
+# Log tails cached per process (one per recently written run).
+_MAX_CACHED_TAILS = 1024
 
-class FileStore(Store):
-    """Records as files under ``base``; see the module docstring for the layout."""
+
+class FileStore:
+    """Records as files under ``base`` (layout in :mod:`pyworkflow.storage.file`).
+
+    Transactions reach it through a :class:`ScopedStore`, which knows their locks.
+    """
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self._tails: dict[Path, LogTail] = {}
+        self._tails_lock = threading.Lock()
 
     def record_path(self, table: Table[Any], key: Key) -> Path:
         """Where one record of ``table`` lives."""
@@ -80,40 +88,53 @@ class FileStore(Store):
 
     def log_state(self, run_id: str) -> LogState:
         """The run's last sequence and dedup keys (the caller holds the run's lock)."""
-        path = self.log_path(run_id)
-        tail = self._tails[path] = refresh_tail(path, self._tails.get(path))
+        tail = self._tail(run_id)
         return LogState(tail.last_sequence, tail.keys)
+
+    def _tail(self, run_id: str) -> LogTail:
+        path = self.log_path(run_id)
+        with self._tails_lock:
+            cached = self._tails.get(path)
+        # The run's lock is held, so no other thread touches this log's tail meanwhile.
+        tail = refresh_tail(path, cached)
+        with self._tails_lock:
+            if len(self._tails) >= _MAX_CACHED_TAILS and path not in self._tails:
+                # Only a cache: dropping the oldest entry costs one full re-read later.
+                self._tails.pop(next(iter(self._tails)))
+            self._tails[path] = tail
+        return tail
 
     def read_log(self, run_id: str) -> list[Event]:
         """The run's committed events."""
         return read_log(self.log_path(run_id))
-
-    def apply(self, writes: Writes, appends: dict[str, list[Event]]) -> None:
-        """Writes go through :meth:`write_set` (a transaction knows its locks)."""
-        raise RuntimeError("FileStore.apply needs the transaction's locks; use write_set")
 
     def write_set(
         self, writes: Writes, appends: dict[str, list[Event]], journal: Path, scope: dict[str, Any]
     ) -> None:
         """Store a transaction's writes: encoded first (so bad data writes nothing),
         journaled when there is more than one thing to write, then applied."""
-        ops = self._encode(writes, appends, scope)
+        ops = self._encode_writes(writes, scope)
+        grown = []
+        for run_id, events in appends.items():
+            if run_id != scope["run_id"]:
+                raise RuntimeError(f"appending to {run_id} without its lock")
+            tail = self._tail(run_id)  # also cuts off a crashed half-line
+            text = "".join(encode_event(e) for e in events)
+            path = self._rel(self.log_path(run_id))
+            ops.append({"op": "append", "path": path, "offset": tail.size, "text": text})
+            grown.append((tail, events, tail.size + len(text.encode("utf-8"))))
         if not ops:
             return
-        single = len(ops) == 1 and ops[0].get("lines", 1) == 1
+        single = len(ops) == 1 and sum(len(events) for _, events, _ in grown) <= 1
         if not single:
             atomic_write(journal, json.dumps({**scope, "ops": ops}))
         self._run_ops(ops)
         if not single:
             journal.unlink()
-        for run_id, events in appends.items():
-            if events:
-                path = self.log_path(run_id)
-                self._tails[path].absorb(events, path.stat().st_size)
+        for tail, events, size in grown:
+            tail.absorb(events, size)
 
-    def _encode(
-        self, writes: Writes, appends: dict[str, list[Event]], scope: dict[str, Any]
-    ) -> list[dict[str, Any]]:
+    def _encode_writes(self, writes: Writes, scope: dict[str, Any]) -> list[dict[str, Any]]:
         ops: list[dict[str, Any]] = []
         indexes: dict[str, dict[str, Any]] = {}
         for (_, key), (table, record) in writes.items():
@@ -129,33 +150,19 @@ class FileStore(Store):
                 text = json.dumps(table.encode(record), indent=2)
                 ops.append({"op": "put", "path": path, "text": text})
         ops.extend({"op": "index", "path": name, "entries": e} for name, e in indexes.items())
-        for run_id, events in appends.items():
-            if not events:
-                continue
-            if run_id != scope["run_id"]:
-                raise RuntimeError(f"appending to {run_id} without its lock")
-            self.log_state(run_id)  # settles the log's tail under the run lock
-            log = self.log_path(run_id)
-            text = "".join(encode_event(e) for e in events)
-            ops.append(
-                {
-                    "op": "append",
-                    "path": self._rel(log),
-                    "offset": self._tails[log].size,
-                    "text": text,
-                    "lines": len(events),
-                }
-            )
         return ops
 
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.base).as_posix()
 
-    def _run_ops(self, ops: list[dict[str, Any]]) -> None:
+    def _run_ops(self, ops: list[dict[str, Any]], recovering: bool = False) -> None:
         """Apply journal operations; each is idempotent, so replaying them is safe."""
         for op in ops:
             path = self.base / op["path"]
             if op["op"] == "put":
+                in_timers = path.parent.parent == self.base / TIMERS.folder
+                if recovering and in_timers and _claimed_copy(path, op["text"]):
+                    continue
                 atomic_write(path, op["text"])
             elif op["op"] == "delete":
                 path.unlink(missing_ok=True)
@@ -174,9 +181,27 @@ class FileStore(Store):
         """Finish the transaction described by ``journal`` (its locks are held)."""
         data = read_json(journal)
         if data is not None:
-            self._run_ops(list(data.get("ops") or []))
+            ops = list(data.get("ops") or [])
+            self._run_ops(ops, recovering=True)
             journal.unlink()
-            self._tails.clear()  # logs may have changed under the cached tails
+            with self._tails_lock:
+                for op in ops:  # those logs changed under their cached tails
+                    if op["op"] == "append":
+                        self._tails.pop(self.base / op["path"], None)
+
+
+def _claimed_copy(path: Path, text: str) -> bool:
+    """Whether ``path`` already holds this timer, claimed since by a scheduler.
+
+    Timers are claimed under the global lock alone, so between a crash and the
+    replay of its journal a scheduler may have claimed a timer the crashed commit had
+    already written; writing it again would drop that claim and let it fire twice.
+    """
+    current = read_json(path)
+    if current is None:
+        return False
+    unclaimed = {**current, "claimed_by": None, "claimed_until": None}
+    return bool(unclaimed == json.loads(text) and current.get("claimed_by"))
 
 
 def _check_scope(table: Table[Any], key: Key, scope: dict[str, Any]) -> None:
@@ -208,18 +233,23 @@ class ScopedStore(Store):
         self.files, self.journal, self.scope = files, journal, scope
 
     def load(self, table: Table[T], key: Key) -> T | None:
+        """See :meth:`FileStore.load`."""
         return self.files.load(table, key)
 
     def load_all(self, table: Table[T], prefix: Key) -> list[T]:
+        """See :meth:`FileStore.load_all`."""
         return self.files.load_all(table, prefix)
 
     def log_state(self, run_id: str) -> LogState:
+        """See :meth:`FileStore.log_state`."""
         return self.files.log_state(run_id)
 
     def read_log(self, run_id: str) -> list[Event]:
+        """See :meth:`FileStore.read_log`."""
         return self.files.read_log(run_id)
 
     def apply(self, writes: Writes, appends: dict[str, list[Event]]) -> None:
+        """Store the write set (refused for read-only transactions)."""
         if self.journal is None:
             raise RuntimeError("a read-only transaction cannot write")
         self.files.write_set(writes, appends, self.journal, self.scope)

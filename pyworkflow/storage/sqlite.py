@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import cast
 
@@ -105,8 +105,11 @@ class SQLiteStorageBackend(SQLStorageBackend):
 
     ``synchronous`` defaults to ``FULL``: with WAL, ``NORMAL`` can lose the last
     commits on power loss or an OS crash, and a lost ``step.completed`` means a step
-    with side effects runs again. ``FULL`` costs one fsync of the WAL per commit, which
-    is what "a step's completion is committed before the workflow moves past it" needs.
+    with side effects runs again. ``FULL`` costs one fsync of the WAL per commit
+    (measured on a VM disk: a 2-event commit takes ~0.35 ms with FULL, ~0.15 ms with
+    NORMAL), which is what "a step's completion is committed before the workflow moves
+    past it" needs. Pass ``synchronous="NORMAL"`` where losing the last commits on power
+    loss is acceptable.
 
     Example:
         >>> storage = SQLiteStorageBackend("/tmp/pyworkflow-doc/wf.db")
@@ -263,31 +266,44 @@ class SQLiteStorageBackend(SQLStorageBackend):
         db = self._ensure_connected()
         assert self._lock is not None
         async with self._lock:
-            await db.execute("BEGIN IMMEDIATE")
-            try:
-                yield _Connection(db)
-                await db.execute("COMMIT")
-            except BaseException:
-                # A no-op if COMMIT went through or BEGIN never did.
-                await db.rollback()
-                raise
+            with self._naming_corruption():
+                await db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield _Connection(db)
+                    await db.execute("COMMIT")
+                except BaseException:
+                    # A no-op if COMMIT went through or BEGIN never did.
+                    await db.rollback()
+                    raise
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[SQLConnection]:
         db = self._ensure_connected()
         assert self._lock is not None
         async with self._lock:
-            yield _Connection(db)
+            with self._naming_corruption():
+                yield _Connection(db)
 
     @asynccontextmanager
     async def _reader(self) -> AsyncIterator[SQLConnection]:
         self._ensure_connected()
-        if self._memory:
-            # One connection only: wait for the writer so as not to read its open
-            # transaction.
-            assert self._lock is not None
-            async with self._lock:
-                yield _Connection(cast(aiosqlite.Connection, self._db))
-            return
-        assert self._read_db is not None
-        yield _Connection(self._read_db)
+        with self._naming_corruption():
+            if self._memory:
+                # One connection only: wait for the writer so as not to read its open
+                # transaction.
+                assert self._lock is not None
+                async with self._lock:
+                    yield _Connection(cast(aiosqlite.Connection, self._db))
+                return
+            assert self._read_db is not None
+            yield _Connection(self._read_db)
+
+    @contextmanager
+    def _naming_corruption(self) -> Iterator[None]:
+        """Damage found after connect() (a bad page deep in the file) names the file."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if _is_corruption(exc):
+                raise self._corrupt(str(exc)) from exc
+            raise

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from pyworkflow.core.registry import _registry
+from pyworkflow.runtime.local import _services
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.file import FileStorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend
@@ -38,9 +40,6 @@ async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[Stora
         backend = SQLiteStorageBackend(str(tmp_path / "wf.db"))
     await backend.connect()
     yield backend
-    from pyworkflow.runtime.local import _services
-    import asyncio
-
     for service in _services.get(asyncio.get_running_loop(), {}).values():
         await service.stop()
     await backend.disconnect()

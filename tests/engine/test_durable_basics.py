@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from datetime import UTC, datetime
 
@@ -125,7 +126,7 @@ async def test_retry_waits_durably_then_succeeds(store: StorageBackend) -> None:
     assert (await store.get_run(run_id)).status is RunStatus.SUSPENDED  # type: ignore[union-attr]
     assert await get_workflow_result(run_id, storage=store, wait=True, timeout=5) == "ok"
     assert len(attempts) == 3
-    assert all(b - a >= 0.2 for a, b in zip(attempts, attempts[1:], strict=False))
+    assert all(b - a >= 0.2 for a, b in itertools.pairwise(attempts))
     kinds = types(await get_workflow_events(run_id, storage=store))
     assert kinds.count("step.failed") == 2 and kinds.count("step.retrying") == 2
     assert kinds.count("step.completed") == 1

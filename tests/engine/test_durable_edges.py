@@ -243,9 +243,6 @@ def test_bad_retry_delay_is_rejected_at_decoration() -> None:
 
 
 async def test_thousand_step_workflow(store: StorageBackend) -> None:
-    if type(store).__name__ == "FileStorageBackend":
-        pytest.skip("covered on memory and SQLite; the file backend is O(n) per append")
-
     @step
     async def inc(i: int) -> int:
         return i + 1
@@ -253,7 +250,7 @@ async def test_thousand_step_workflow(store: StorageBackend) -> None:
     @workflow(name="long_haul")
     async def long_haul() -> int:
         total = 0
-        for i in range(1000):
+        for _ in range(1000):
             total = await inc(total)
         return total
 

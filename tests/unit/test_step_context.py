@@ -67,7 +67,7 @@ def test_defaults_and_optional_fields() -> None:
 def test_frozen() -> None:
     ctx = OrderContext(workspace_id="ws")
     with pytest.raises(ValidationError):
-        ctx.workspace_id = "other"  # type: ignore[misc]
+        ctx.workspace_id = "other"
 
 
 def test_extra_fields_are_forbidden() -> None:

@@ -33,7 +33,6 @@ from pyworkflow.storage.sql.core import placeholders, utcnow
 from pyworkflow.storage.sql.driver import SQLConnection
 from pyworkflow.storage.sql.events import (
     APPEND_ATTEMPTS,
-    GUARDED_INSERT_EVENT,
     LAST_SEQUENCE,
     EventsMixin,
 )
@@ -109,6 +108,7 @@ class CommitMixin(EventsMixin, RunsMixin):
             if expected is None and not batch.events:
                 return 0
             # Inside the write transaction: nobody can append between this read and ours.
+            # (Only needed without an expected sequence, or to check one with no events.)
             row = await conn.fetch_one(self._sql(LAST_SEQUENCE), (run_id,))
             last = int(row[0]) if row else -1
             if expected is not None and last != expected:
@@ -118,7 +118,7 @@ class CommitMixin(EventsMixin, RunsMixin):
             [*event_to_row(self._dialect, e, expected + 1 + i), run_id, expected + i]
             for i, e in enumerate(batch.events)
         ]
-        if await conn.executemany(self._sql(GUARDED_INSERT_EVENT), rows) != len(rows):
+        if await conn.executemany(self._guarded_insert_sql, rows) != len(rows):
             raise SequenceConflictError(run_id, expected)
         return expected + 1
 

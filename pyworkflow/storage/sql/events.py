@@ -1,33 +1,58 @@
 """Reading and appending a run's events.
 
 Example:
-    >>> GUARDED_INSERT_EVENT.startswith("INSERT INTO events (run_id, sequence")
+    >>> append_event(Dialect()).endswith("RETURNING sequence")
     True
 """
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from pyworkflow.engine.events import Event
 from pyworkflow.storage.base import DuplicateEventError, SequenceConflictError
 from pyworkflow.storage.sql.codec import event_to_row, row_to_event
 from pyworkflow.storage.sql.core import SQLCore, placeholders
+from pyworkflow.storage.sql.dialect import Dialect
 from pyworkflow.storage.sql.schema import EVENT_COLUMNS
 
 _COLUMNS = ", ".join(EVENT_COLUMNS)
-# Inserted only if the run's last sequence is the one just before it (the two trailing
-# parameters). Stale writers and writers that would leave a gap insert nothing, and
-# the row count tells; the UNIQUE (run_id, sequence) constraint remains the backstop.
-GUARDED_INSERT_EVENT = (
-    f"INSERT INTO events ({_COLUMNS}) SELECT {placeholders(7)}"
-    " WHERE (SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?) = ?"
-)
-# The statement picks the sequence itself, so a single append is one round trip and
-# atomic on its own: no explicit transaction and no prior SELECT.
-APPEND_EVENT = (
-    f"INSERT INTO events ({_COLUMNS}) "
-    "SELECT ?, COALESCE(MAX(sequence), -1) + 1, ?, ?, ?, ?, ? FROM events WHERE run_id = ? "
-    "RETURNING sequence"
-)
+_TYPES = ("text", "int", "text", "text", "ts", "json", "text")
+
+
+def _typed(dialect: Dialect, positions: range) -> str:
+    # Parameters in a SELECT list have no column to take a type from; PostgreSQL would
+    # call them text. Explicit casts keep one statement valid for every dialect.
+    return ", ".join(f"CAST(? AS {dialect.types[_TYPES[i]]})" for i in positions)
+
+
+def guarded_insert_event(dialect: Dialect) -> str:
+    """Insert one event only if the run's last sequence is the one just before it.
+
+    Parameters: the seven event columns, then ``run_id`` and that previous sequence.
+    Stale writers and writers that would leave a gap insert nothing, and the row count
+    tells; the UNIQUE (run_id, sequence) constraint remains the backstop.
+    """
+    return (
+        f"INSERT INTO events ({_COLUMNS}) SELECT {_typed(dialect, range(7))}"
+        " WHERE (SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?) = ?"
+    )
+
+
+def append_event(dialect: Dialect) -> str:
+    """Insert one event after the run's last; returns its sequence.
+
+    The statement picks the sequence itself, so a single append is one round trip and
+    atomic on its own: no explicit transaction and no prior SELECT. Parameters: the
+    event columns without ``sequence``, then ``run_id``.
+    """
+    return (
+        f"INSERT INTO events ({_COLUMNS}) SELECT {_typed(dialect, range(1))},"
+        f" COALESCE(MAX(sequence), -1) + 1, {_typed(dialect, range(2, 7))}"
+        " FROM events WHERE run_id = ? RETURNING sequence"
+    )
+
+
 LAST_SEQUENCE = "SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?"
 SELECT_EVENT = "SELECT run_id, sequence, event_id, type, timestamp, data FROM events"
 # Databases that do not serialize read-then-insert (PostgreSQL under READ COMMITTED) can
@@ -39,13 +64,21 @@ APPEND_ATTEMPTS = 20
 class EventsMixin(SQLCore):
     """``record_event`` and the event readers."""
 
+    @cached_property
+    def _append_event_sql(self) -> str:
+        return self._sql(append_event(self._dialect))
+
+    @cached_property
+    def _guarded_insert_sql(self) -> str:
+        return self._sql(guarded_insert_event(self._dialect))
+
     async def record_event(self, event: Event) -> None:
         values = event_to_row(self._dialect, event, 0)
         params = [values[0], *values[2:], event.run_id]
         for _ in range(APPEND_ATTEMPTS):
             try:
                 async with self._writer() as conn:
-                    row = await conn.fetch_one(self._sql(APPEND_EVENT), params)
+                    row = await conn.fetch_one(self._append_event_sql, params)
             except Exception as exc:
                 constraint = self._constraint(exc)
                 if constraint == "events_sequence_uq":
