@@ -39,6 +39,13 @@ from pyworkflow.context.base import (
     set_context,
 )
 from pyworkflow.context.local import LocalContext
+from pyworkflow.context.mock import MockContext
+from pyworkflow.context.step_context import (
+    StepContext,
+    get_step_context,
+    has_step_context,
+    set_step_context,
+)
 from pyworkflow.core.exceptions import (
     CancellationError,
     ChildWorkflowError,
@@ -110,6 +117,7 @@ __all__ = [
     "LocalContext",
     "LocalRuntime",
     "MaxNestingDepthError",
+    "MockContext",
     "NondeterminismError",
     "OverlapPolicy",
     "RetryableError",
@@ -119,6 +127,7 @@ __all__ = [
     "Schedule",
     "ScheduleSpec",
     "ScheduleStatus",
+    "StepContext",
     "StorageBackend",
     "SuspensionSignal",
     "WorkflowAlreadyRunningError",
@@ -139,6 +148,7 @@ __all__ = [
     "get_logger",
     "get_runtime",
     "get_step",
+    "get_step_context",
     "get_storage",
     "get_workflow",
     "get_workflow_chain",
@@ -146,6 +156,7 @@ __all__ = [
     "get_workflow_result",
     "get_workflow_run",
     "has_context",
+    "has_step_context",
     "list_steps",
     "list_workflows",
     "register_runtime",
@@ -153,6 +164,7 @@ __all__ = [
     "reset_context",
     "resume",
     "set_context",
+    "set_step_context",
     "shield",
     "sleep",
     "start",

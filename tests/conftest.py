@@ -26,6 +26,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from pyworkflow.config import reset_config  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 
@@ -68,12 +69,6 @@ def pg_dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> I
 
 
 def _reset_pyworkflow_state() -> None:
-    # pyworkflow.config is being written concurrently; until it exists, there is nothing
-    # to reset. TODO(lead): import unconditionally once the module has landed.
-    try:
-        from pyworkflow.config import reset_config
-    except (ImportError, AttributeError):
-        return
     reset_config()
 
 

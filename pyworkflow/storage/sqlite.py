@@ -191,9 +191,16 @@ class SQLiteStorageBackend(SQLStorageBackend):
         if read_only:
             target += "?mode=ro"
         # isolation_level=None: no implicit BEGIN; transactions are ours, explicit.
-        db = await aiosqlite.connect(
+        pending = aiosqlite.connect(
             target, uri=not self._memory, timeout=self.busy_timeout, isolation_level=None
         )
+        # aiosqlite's worker thread is not a daemon, so a program that never calls
+        # disconnect() would hang at exit. Every commit is durable before it returns,
+        # so letting the interpreter end the thread loses nothing.
+        worker = getattr(pending, "_thread", None)
+        if worker is not None:
+            worker.daemon = True
+        db = await pending
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             # Read the schema before anything that writes (switching to WAL rewrites the

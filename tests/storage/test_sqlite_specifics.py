@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -149,8 +150,8 @@ async def connected(tmp_path: Path) -> AsyncIterator[SQLiteStorageBackend]:
     await storage.disconnect()
 
 
-def _run(run_id: str, **kw: object) -> WorkflowRun:
-    return WorkflowRun(run_id=run_id, workflow_name="wf", status=RunStatus.RUNNING, **kw)  # type: ignore[arg-type]
+def _run(run_id: str, **kw: Any) -> WorkflowRun:
+    return WorkflowRun(run_id=run_id, workflow_name="wf", status=RunStatus.RUNNING, **kw)
 
 
 # --------------------------------------------------------------------------- lifecycle
