@@ -131,6 +131,7 @@ async def main() -> None:
     for event in events:
         offset = (event.timestamp - start_ts).total_seconds()
         print(f"  {event.sequence:2}  +{offset:5.2f}s  {event.type.value:19} {describe(event)}")
+    print(f"\ninspect it again any time:  .venv/bin/pyworkflow runs logs {run_id}")
     await storage.disconnect()
 
 

@@ -1,0 +1,5 @@
+"""``python -m pyworkflow.cli``."""
+
+from pyworkflow.cli.main import main
+
+main()
