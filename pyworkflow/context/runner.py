@@ -25,13 +25,18 @@ from pyworkflow.core.exceptions import (
     SuspensionSignal,
     WorkflowTimeoutError,
 )
-from pyworkflow.engine.activation import ActivationAborted, ActivationClosed
+from pyworkflow.engine.activation import (
+    ActivationAborted,
+    ActivationClosed,
+    StorageUnavailable,
+)
 from pyworkflow.engine.outcome import (
     Aborted,
     Cancelled,
     Completed,
     ContinuedAsNew,
     Failed,
+    Interrupted,
     Outcome,
     Suspended,
 )
@@ -79,6 +84,8 @@ async def run_workflow_function(
         return ContinuedAsNew(signal.workflow_args, signal.workflow_kwargs)
     except (ActivationAborted, ActivationClosed) as signal:
         return Aborted(str(signal))
+    except StorageUnavailable as signal:
+        return Interrupted(signal.error)
     except CancellationError as error:
         return Cancelled(error)
     except Exception as error:

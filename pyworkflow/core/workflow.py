@@ -31,6 +31,7 @@ from pyworkflow.engine.outcome import (
     Completed,
     ContinuedAsNew,
     Failed,
+    Interrupted,
     Suspended,
 )
 from pyworkflow.storage.base import StorageBackend
@@ -189,6 +190,8 @@ async def execute_workflow_with_context(
     if isinstance(outcome, Cancelled):
         raise outcome.error
     if isinstance(outcome, Failed):
+        raise outcome.error
+    if isinstance(outcome, Interrupted):
         raise outcome.error
     assert isinstance(outcome, Aborted)
     return None

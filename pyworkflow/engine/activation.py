@@ -77,6 +77,19 @@ class ActivationAborted(BaseException):
     """Another writer ended the run (it reached a terminal event) meanwhile."""
 
 
+class StorageUnavailable(BaseException):
+    """The storage failed (connection lost, server restarting) during an activation.
+
+    A ``BaseException`` so workflow code cannot mistake it for its own failure: the
+    activation stops, nothing more is recorded, and the run stays resumable. The
+    storage's own exception is ``__cause__`` (and ``error``).
+    """
+
+    def __init__(self, run_id: str, error: BaseException) -> None:
+        super().__init__(f"Storage failed while advancing run {run_id}: {error}")
+        self.error = error
+
+
 class Activation:
     """The durable-call machine behind a workflow context."""
 
@@ -278,6 +291,8 @@ class Activation:
             except (SequenceConflictError, DuplicateEventError):
                 await self._merge_new_events()
                 continue
+            except Exception as error:
+                raise StorageUnavailable(self.run_id, error) from error
             for event in batch.events:
                 self.state.apply(event)
             self._pending_events.clear()
@@ -290,7 +305,10 @@ class Activation:
         )
 
     async def _merge_new_events(self) -> None:
-        new = await self.storage.get_events_after(self.run_id, self.state.last_sequence)
+        try:
+            new = await self.storage.get_events_after(self.run_id, self.state.last_sequence)
+        except Exception as error:
+            raise StorageUnavailable(self.run_id, error) from error
         keys = {k for k in map(ev.dedup_key, new) if k is not None}
         for event in new:
             self.state.apply(event)

@@ -12,18 +12,20 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from typing import Any
 
 from pyworkflow.core.exceptions import NondeterminismError
 from pyworkflow.engine import events as ev
-from pyworkflow.engine.activation import Activation, ActivationAborted
+from pyworkflow.engine.activation import Activation, ActivationAborted, StorageUnavailable
 from pyworkflow.engine.outcome import (
     Aborted,
     Cancelled,
     Completed,
     ContinuedAsNew,
     Failed,
+    Interrupted,
     Outcome,
     Suspended,
 )
@@ -95,6 +97,9 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
     """
     owner = act.lease_owner
     raw: str | None = None
+    if isinstance(outcome, Interrupted):
+        await _release_quietly(act)
+        return outcome
     if act.poisoned is not None and not isinstance(outcome, Aborted):
         outcome = Failed(act.poisoned)
     if isinstance(outcome, Completed):
@@ -116,9 +121,20 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
             )
     except ActivationAborted as aborted:
         outcome = Aborted(str(aborted))
-    if isinstance(outcome, Aborted) and owner is not None:
-        await act.storage.release_run_lease(act.run_id, owner)
+    except StorageUnavailable as failure:
+        outcome = Interrupted(failure.error)
+    if isinstance(outcome, Aborted | Interrupted):
+        await _release_quietly(act)
     return outcome
+
+
+async def _release_quietly(act: Activation) -> None:
+    """Free the run for the next activation; a storage still down keeps the lease
+    until it expires, after which the run is picked up as stale."""
+    if act.lease_owner is None:
+        return
+    with contextlib.suppress(Exception):
+        await act.storage.release_run_lease(act.run_id, act.lease_owner)
 
 
 def outcome_value(outcome: Outcome) -> Any:

@@ -60,4 +60,12 @@ class Aborted:
     reason: str
 
 
-Outcome = Completed | Failed | Suspended | Cancelled | ContinuedAsNew | Aborted
+@dataclass
+class Interrupted:
+    """The storage failed mid-activation: nothing more was recorded, the run is
+    resumable, and ``error`` (the storage's exception) goes to the caller."""
+
+    error: BaseException
+
+
+Outcome = Completed | Failed | Suspended | Cancelled | ContinuedAsNew | Aborted | Interrupted

@@ -27,6 +27,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -38,7 +39,7 @@ from pyworkflow.context.local import LocalContext
 from pyworkflow.context.runner import run_workflow_function
 from pyworkflow.core.exceptions import WorkflowNotFoundError
 from pyworkflow.engine import events as ev
-from pyworkflow.engine.outcome import Completed, Failed, Outcome, Suspended
+from pyworkflow.engine.outcome import Completed, Failed, Interrupted, Outcome, Suspended
 from pyworkflow.engine.state import RunState
 from pyworkflow.runtime.activator import (
     activate,
@@ -200,8 +201,11 @@ class LocalRuntime(Runtime):
                     )
                 outcome, act = await activate(storage, run, state, owner)
             except BaseException:
-                await asyncio.shield(storage.release_run_lease(run.run_id, owner))
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(storage.release_run_lease(run.run_id, owner))
                 raise
+            if isinstance(outcome, Interrupted):
+                raise outcome.error
             if not isinstance(outcome, Suspended):
                 return outcome
             if outcome.resume_at is not None:
