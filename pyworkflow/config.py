@@ -140,8 +140,9 @@ def configure_from_yaml(path: str | Path, discover: bool = True) -> None:
     env vars are not consulted. The serializer's pickle setting is kept. With
     ``discover``, the file's ``module``/``modules`` are imported.
 
-    Example:
-        >>> configure_from_yaml("deploy/pyworkflow.config.yaml")  # doctest: +SKIP
+    Example (not run: it replaces the global configuration)::
+
+        configure_from_yaml("deploy/pyworkflow.config.yaml")
     """
     yaml_path = Path(path)
     if not yaml_path.is_file():
@@ -208,9 +209,10 @@ def read_yaml_config(path: str | Path) -> dict[str, Any]:
     Raises ``ValueError`` naming the file for bad YAML or a non-mapping document, and
     ``ImportError`` when PyYAML is missing.
 
-    Example:
-        >>> read_yaml_config("pyworkflow.config.yaml")  # doctest: +SKIP
-        {'module': 'myapp.workflows', 'runtime': 'local'}
+    Example (not run: it reads a file)::
+
+        read_yaml_config("pyworkflow.config.yaml")
+        # {'module': 'myapp.workflows', 'runtime': 'local'}
     """
     try:
         import yaml

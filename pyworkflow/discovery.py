@@ -6,9 +6,10 @@ defining it. Modules come from, in priority order: the ``module_path`` argument,
 ``PYWORKFLOW_DISCOVER`` env var (comma-separated), ``module``/``modules`` of a config
 dict, then ``module``/``modules`` of ``./pyworkflow.config.yaml``.
 
-Example:
-    >>> from pyworkflow.discovery import discover_workflows
-    >>> discover_workflows("myapp.workflows")  # doctest: +SKIP
+Example (not run: it imports your application)::
+
+    from pyworkflow.discovery import discover_workflows
+    discover_workflows("myapp.workflows")
 """
 
 from __future__ import annotations

@@ -27,7 +27,8 @@ class FatalError(WorkflowError):
     """A failure that must not be retried.
 
     Example:
-        >>> raise FatalError("card declined", code=402)  # doctest: +SKIP
+        >>> FatalError("card declined", code=402).metadata
+        {'code': 402}
     """
 
     def __init__(self, message: str, **kwargs: Any) -> None:

@@ -106,6 +106,8 @@ class Event:
         """The inverse of :meth:`to_dict`."""
         ts = d.get("timestamp")
         timestamp = datetime.fromisoformat(ts) if isinstance(ts, str) else (ts or _now())
+        if timestamp.tzinfo is None:  # stored naive by older writers: it was UTC
+            timestamp = timestamp.replace(tzinfo=UTC)
         return cls(
             event_id=d.get("event_id") or _new_event_id(),
             run_id=d["run_id"],

@@ -1,9 +1,10 @@
 """Logging for pyworkflow: loguru setup and run/step context binding.
 
-Example:
-    >>> from pyworkflow.observability import configure_logging, get_logger
-    >>> configure_logging(level="INFO")  # doctest: +SKIP
-    >>> get_logger(__name__).info("ready")  # doctest: +SKIP
+Example (not run: it installs log handlers)::
+
+    from pyworkflow.observability import configure_logging, get_logger
+    configure_logging(level="INFO")
+    get_logger(__name__).info("ready")
 """
 
 from pyworkflow.observability.logging import (

@@ -8,7 +8,8 @@ handler (so that pyworkflow's messages are not lost silently, as upstream does),
 Example:
     >>> from pyworkflow.observability import bind_step_context
     >>> log = bind_step_context("run_1", "step_a", "charge")
-    >>> log.info("charging {} EUR", 12)  # doctest: +SKIP
+    >>> log.bind(amount=12) is not log
+    True
 """
 
 from __future__ import annotations
@@ -64,8 +65,9 @@ def configure_logging(
     ``run_id``/``step_id``. Calling it again replaces what the previous call added;
     handlers the application added itself are kept.
 
-    Example:
-        >>> configure_logging(level="DEBUG", log_file="logs/pyworkflow.log")  # doctest: +SKIP
+    Example (not run: it writes log output)::
+
+        configure_logging(level="DEBUG", log_file="logs/pyworkflow.log")
     """
     if isinstance(level, str):
         level = level.upper()
@@ -110,8 +112,9 @@ def _remove_own_handlers() -> None:
 def get_logger(name: str | None = None) -> Logger:
     """Return the loguru logger bound with ``module=name`` (cached: bound loggers are immutable).
 
-    Example:
-        >>> get_logger("myapp.orders").info("order {} received", 42)  # doctest: +SKIP
+    Example (not run: it writes log output)::
+
+        get_logger("myapp.orders").info("order {} received", 42)
     """
     return logger.bind(module=name)
 
@@ -119,8 +122,9 @@ def get_logger(name: str | None = None) -> Logger:
 def bind_workflow_context(run_id: str, workflow_name: str) -> Logger:
     """Return a logger whose records carry ``run_id`` and ``workflow_name``.
 
-    Example:
-        >>> bind_workflow_context("run_1", "order").info("started")  # doctest: +SKIP
+    Example (not run: it writes log output)::
+
+        bind_workflow_context("run_1", "order").info("started")
     """
     return logger.bind(run_id=run_id, workflow_name=workflow_name)
 
@@ -128,8 +132,9 @@ def bind_workflow_context(run_id: str, workflow_name: str) -> Logger:
 def bind_step_context(run_id: str, step_id: str, step_name: str) -> Logger:
     """Return a logger whose records carry ``run_id``, ``step_id`` and ``step_name``.
 
-    Example:
-        >>> bind_step_context("run_1", "step_x", "charge").info("done")  # doctest: +SKIP
+    Example (not run: it writes log output)::
+
+        bind_step_context("run_1", "step_x", "charge").info("done")
     """
     return logger.bind(run_id=run_id, step_id=step_id, step_name=step_name)
 

@@ -121,6 +121,10 @@ class CommitBatch:
       of the run's timers first; ``hooks_create`` / ``hook_updates`` likewise.
 
     On success every event's ``sequence`` is set. On any error nothing is written.
+    Every backend also enforces: any ``expected_sequence`` that is not the run's last
+    sequence (behind *or* ahead) -> :class:`SequenceConflictError`; a taken
+    idempotency key or hook token -> ``ValueError``; a ``run_update`` for a run that
+    does not exist -> ``ValueError``.
     """
 
     run_id: str

@@ -5,7 +5,7 @@
 package does not require pytest.
 
 Example:
-    >>> from pyworkflow.testing import StorageConformance  # doctest: +SKIP
+    >>> from pyworkflow.testing import StorageConformance
 """
 
 from __future__ import annotations
