@@ -27,7 +27,8 @@ def test_docstring_examples(name: str) -> None:
 
 def test_public_names_have_docstring_examples() -> None:
     missing = [
-        name for name in pyworkflow.__all__
+        name
+        for name in pyworkflow.__all__
         if not name.startswith("_")
         and callable(getattr(pyworkflow, name))
         and ">>>" not in (getattr(pyworkflow, name).__doc__ or "")

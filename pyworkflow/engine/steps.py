@@ -20,99 +20,34 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import inspect
-import traceback as tb
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Any
 
 from loguru import logger
 
-from pyworkflow.core.exceptions import (
-    CancellationError,
-    FatalError,
-    RetryableError,
-    StepTimeoutError,
-    SuspensionSignal,
-)
+from pyworkflow.core.exceptions import CancellationError, FatalError, SuspensionSignal
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation
 from pyworkflow.engine.ids import nth_call_id, step_base_id
-from pyworkflow.serialization.decoder import deserialize
-from pyworkflow.serialization.encoder import serialize, serialize_args, serialize_kwargs
+from pyworkflow.engine.step_call import (
+    StepCall,
+    exhausted_error,
+    invoke,
+    replay_failure,
+    retry_delay_for,
+)
+from pyworkflow.engine.step_outcomes import AttemptOutcome, attempt_outcome
+from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.schemas import Timer, make_timer_id
-from pyworkflow.utils.retry import compute_retry_delay, describe_retry_delay
 
-
-@dataclass
-class StepCall:
-    """One call of a step: what to run and its retry/timeout policy."""
-
-    name: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    max_retries: int = 3
-    retry_delay: Any = "exponential"
-    timeout: float | None = None
-
-
-async def invoke(call: StepCall) -> Any:
-    """Run the step body once, honouring its timeout. Sync functions run in a thread."""
-    if inspect.iscoroutinefunction(call.func):
-        body = call.func(*call.args, **call.kwargs)
-    else:
-        body = asyncio.to_thread(call.func, *call.args, **call.kwargs)
-    if call.timeout is None:
-        result = await body
-    else:
-        try:
-            async with asyncio.timeout(call.timeout):
-                result = await body
-        except TimeoutError as exc:
-            if isinstance(exc, StepTimeoutError):
-                raise
-            raise StepTimeoutError(call.name, call.timeout) from exc
-    if inspect.isawaitable(result):
-        result = await result
-    return result
-
-
-def retry_delay_for(call: StepCall, error: BaseException, attempt: int) -> float:
-    """Seconds to wait before the attempt after ``attempt`` (1-based) failed."""
-    if isinstance(error, RetryableError) and error.retry_after is not None:
-        requested = error.get_retry_delay_seconds()
-        if requested is not None:
-            return float(requested)
-    return compute_retry_delay(call.retry_delay, attempt - 1)
-
-
-def exhausted_error(call: StepCall, error: BaseException, attempts: int) -> BaseException:
-    """What the workflow sees when a step ran out of attempts."""
-    if isinstance(error, RetryableError):
-        return error
-    return RetryableError(f"Step {call.name} failed after {attempts} attempts: {error}")
-
-
-def replay_failure(data: dict[str, Any]) -> BaseException:
-    """Rebuild the exception a recorded final failure raised."""
-    encoded = data.get("exception")
-    if encoded:
-        try:
-            value = deserialize(encoded, allow_pickle=False)
-        except Exception:
-            value = None
-        if isinstance(value, BaseException):
-            return value
-    return FatalError(str(data.get("error", "step failed")))
-
-
-def _encode_exception(error: BaseException) -> str | None:
-    try:
-        return serialize(error, allow_pickle=False)
-    except Exception:
-        return None
+__all__ = [
+    "InlineStep",
+    "StepCall",
+    "exhausted_error",
+    "invoke",
+    "replay_failure",
+    "retry_delay_for",
+    "run_step_transient",
+]
 
 
 class InlineStep:
@@ -157,88 +92,55 @@ class InlineStep:
 
     async def _attempt(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> Any:
         act, call = self.act, self.call
+        error: Exception | None = None
+        result: Any = None
         try:
             result = await invoke(call)
         except (CancellationError, asyncio.CancelledError):
             raise
-        except FatalError as error:
-            await self._record_final(started, error, error, attempt, timers_delete, False)
-            raise
-        except Exception as error:
-            if attempt <= call.max_retries:
-                await self._record_retry(started, error, attempt, timers_delete)
-            final = exhausted_error(call, error, attempt)
-            await self._record_final(started, error, final, attempt, timers_delete, True)
-            raise final from error
-        raw = serialize(result)
-        completed = ev.create_step_completed_event(act.run_id, self.step_id, raw, call.name)
-        await act.commit([started, completed], timers_delete=timers_delete)
-        act.state.remember_step_result(self.step_id, result, raw)
-        return result
-
-    def _failed_event(self, error: BaseException, attempt: int, retryable: bool) -> ev.Event:
-        event = ev.create_step_failed_event(
-            self.act.run_id,
-            self.step_id,
-            str(error),
-            type(error).__name__,
-            retryable,
-            attempt,
-            "".join(tb.format_exception(error)),
-        )
-        event.data["step_name"] = self.call.name
-        return event
-
-    async def _record_retry(
-        self, started: ev.Event, error: Exception, attempt: int, timers_delete: list[str]
-    ) -> None:
-        act, call = self.act, self.call
-        delay = retry_delay_for(call, error, attempt)
-        resume_at: datetime = act.now() + timedelta(seconds=delay)
-        retrying = ev.create_step_retrying_event(
-            act.run_id, self.step_id, attempt + 1, str(int(delay)), str(error)
-        )
-        retrying.data.update(
-            step_name=call.name,
-            resume_at=resume_at.isoformat(),
-            retry_strategy=describe_retry_delay(call.retry_delay),
-            max_retries=call.max_retries,
-            retry_after_seconds=delay,
-        )
-        logger.info(
-            "Step {} failed (attempt {}/{}): {}; retrying in {:g}s",
-            call.name,
-            attempt,
-            call.max_retries + 1,
-            error,
-            delay,
-            run_id=act.run_id,
+        except Exception as problem:
+            error = problem
+        outcome = attempt_outcome(
+            act.run_id, call, self.step_id, attempt, act.now(), result=result, error=error
         )
         await act.commit(
-            [started, self._failed_event(error, attempt, True), retrying],
-            timers_upsert=[Timer(act.run_id, "retry", self.step_id, resume_at)],
+            [started, *outcome.events],
+            timers_upsert=[outcome.timer] if outcome.timer else [],
             timers_delete=timers_delete,
         )
-        act.state.step_next_attempt[self.step_id] = attempt + 1
-        act.state.retry_resume_at[self.step_id] = resume_at
-        raise SuspensionSignal(
-            f"retry:{self.step_id}", resume_at=resume_at, step_id=self.step_id, attempt=attempt + 1
-        )
+        return self._apply(outcome, attempt, error)
 
-    async def _record_final(
-        self,
-        started: ev.Event,
-        error: BaseException,
-        raised: BaseException,
-        attempt: int,
-        timers_delete: list[str],
-        retryable: bool,
-    ) -> None:
-        failed = self._failed_event(error, attempt, retryable)
-        failed.data["final"] = True
-        failed.data["exception"] = _encode_exception(raised)
-        await self.act.commit([started, failed], timers_delete=timers_delete)
-        self.act.state.step_failures[self.step_id] = failed.data
+    def _apply(self, outcome: AttemptOutcome, attempt: int, error: Exception | None) -> Any:
+        """Update the replay state after the commit, then return or raise."""
+        state, step_id = self.act.state, self.step_id
+        if outcome.kind == "completed":
+            assert outcome.raw is not None
+            state.remember_step_result(step_id, outcome.result, outcome.raw)
+            return outcome.result
+        if outcome.kind == "retry":
+            assert outcome.resume_at is not None
+            logger.info(
+                "Step {} failed (attempt {}/{}): {}; next attempt at {}",
+                self.call.name,
+                attempt,
+                self.call.max_retries + 1,
+                error,
+                outcome.resume_at.isoformat(),
+                run_id=self.act.run_id,
+            )
+            state.step_next_attempt[step_id] = attempt + 1
+            state.retry_resume_at[step_id] = outcome.resume_at
+            raise SuspensionSignal(
+                f"retry:{step_id}",
+                resume_at=outcome.resume_at,
+                step_id=step_id,
+                attempt=attempt + 1,
+            )
+        state.step_failures[step_id] = outcome.events[-1].data
+        raised = outcome.error
+        assert raised is not None
+        cause = None if raised is error else error
+        raise raised from cause
 
 
 async def run_step_transient(call: StepCall) -> Any:

@@ -1,0 +1,93 @@
+"""Every script under examples/local runs as a user would run it, and says what it shows.
+
+Each example runs in its own process from the repository root, with ``TMPDIR`` pointed
+at the test's temporary directory so the files it writes are cleaned up with it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES_DIR = ROOT / "examples" / "local"
+
+# example -> lines (or parts of lines) its output must contain
+EXPECTED: dict[str, list[str]] = {
+    "durable/01_basic_workflow.py": [
+        "status:   completed",
+        "result:   {'charge_id': 'charge_A-100', 'receipt': 'receipt for A-100 (charge_A-100)'}",
+    ],
+    "durable/02_file_storage.py": [
+        "welcome mail sent to user7@example.com",
+        "read back with a new backend object: status=completed",
+    ],
+    "durable/03_retries.py": [
+        "after the first failure the run is suspended",
+        "result: 'invoice-7 synced on call 3'",
+        "call_flaky_api ran 3 times",
+        "FatalError, not retried",
+    ],
+    "durable/04_long_running.py": [
+        "[1] after start(): suspended",
+        "[2] resume(run_id) -> completed",
+    ],
+    "durable/05_event_log.py": [
+        "returned 'report-42.pdf'",
+        "step.retrying",
+        "sleep.completed      sleep_1_0.5s",
+    ],
+    "durable/06_idempotency.py": [
+        "(same run: True)",
+        "charge step ran: p-1 x1, p-2 x1",
+    ],
+    "transient/01_quick_tasks.py": [
+        "published 3 thumbnails",
+        "3 steps of 0.2s in parallel",
+    ],
+    "transient/02_retries.py": [
+        "after 3 attempts",
+        "gave up after 4 attempts",
+        "not retried: unparseable rates",
+    ],
+    "transient/03_sleep.py": [
+        "sleep('1s') took 1.0",
+        "tea woke after 0.5s",
+    ],
+}
+
+
+def test_every_example_is_listed() -> None:
+    found = {p.relative_to(EXAMPLES_DIR).as_posix() for p in EXAMPLES_DIR.rglob("*.py")}
+    assert found == set(EXPECTED), "add new examples to EXPECTED in tests/test_examples.py"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("example", sorted(EXPECTED))
+def test_example_runs(example: str, tmp_path: Path) -> None:
+    default_data = ROOT / "pyworkflow_data"
+    had_default_data = default_data.exists()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp_path))
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES_DIR / example)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    report = f"exit {done.returncode}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    assert done.returncode == 0, report
+    for expected in EXPECTED[example]:
+        assert expected in done.stdout, f"missing {expected!r}\n{report}"
+    assert "Traceback" not in done.stderr, report
+    # Examples must not leave the embedded default database in the checkout.
+    assert default_data.exists() == had_default_data
+    assert elapsed < 30, f"{example} took {elapsed:.1f}s"
