@@ -67,6 +67,7 @@ def test_fragments_are_rare() -> None:
     assert len(skipped) <= len(BLOCKS) // 4, [f"{b.page}:{b.line}" for b in skipped]
 
 
+@pytest.mark.timeout(90)  # the subprocess timeout (60 s) fires first, with its output
 @pytest.mark.parametrize("block", BLOCKS, ids=[f"{b.page}:{b.line}" for b in BLOCKS])
 def test_doc_block(block: Block, tmp_path: Path) -> None:
     where = f"docs/{block.page}, block at line {block.line}"

@@ -67,7 +67,14 @@ def test_every_example_is_listed() -> None:
     assert found == set(EXPECTED), "add new examples to EXPECTED in tests/test_examples.py"
 
 
+def test_every_example_is_described() -> None:
+    readme = (ROOT / "examples" / "README.md").read_text(encoding="utf-8")
+    missing = [name for name in EXPECTED if Path(name).name not in readme]
+    assert not missing, f"describe these in examples/README.md: {missing}"
+
+
 @pytest.mark.slow
+@pytest.mark.timeout(90)  # the subprocess timeout (60 s) fires first, with its output
 @pytest.mark.parametrize("example", sorted(EXPECTED))
 def test_example_runs(example: str, tmp_path: Path) -> None:
     default_data = ROOT / "pyworkflow_data"

@@ -154,8 +154,10 @@ def dedup_key(event: Event) -> str | None:
         return "workflow.terminal"
     if t is EventType.WORKFLOW_STARTED:
         return "workflow.started"
-    if t is EventType.STEP_FAILED and event.data.get("final"):
-        return f"step.outcome:{event.data.get('step_id')}"
+    if t is EventType.STEP_FAILED:
+        if event.data.get("final"):
+            return f"step.outcome:{event.data.get('step_id')}"
+        return f"step.failed:{event.data.get('step_id')}:{event.data.get('attempt')}"
     if t is EventType.STEP_RETRYING:
         return f"step.retrying:{event.data.get('step_id')}:{event.data.get('attempt')}"
     spec = _DEDUP_BY_ID.get(t)

@@ -60,6 +60,8 @@ class RunState:
     step_next_attempt: dict[str, int] = field(default_factory=dict)
     retry_resume_at: dict[str, datetime] = field(default_factory=dict)
     retry_events: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # step id -> (attempt, dispatch number, redispatch_at) of its latest dispatch
+    step_dispatch: dict[str, tuple[int, int, datetime]] = field(default_factory=dict)
     sleeps_started: dict[str, datetime] = field(default_factory=dict)
     sleeps_completed: set[str] = field(default_factory=set)
     hooks_created: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -127,6 +129,11 @@ class RunState:
 
 def _on_step_started(s: RunState, d: dict[str, Any]) -> None:
     s._record_call(d, "step", d.get("step_name", ""), d["step_id"])
+    watchdog = d.get("redispatch_at")
+    if watchdog is not None:
+        at = _parse_dt(watchdog)
+        assert at is not None
+        s.step_dispatch[d["step_id"]] = (int(d.get("attempt", 1)), int(d.get("dispatch", 1)), at)
 
 
 def _on_step_completed(s: RunState, d: dict[str, Any]) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from loguru import logger
+
 from pyworkflow.core.exceptions import FatalError, RetryableError, StepTimeoutError
 from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.utils.retry import compute_retry_delay
@@ -58,9 +60,15 @@ async def invoke(call: StepCall) -> Any:
 def retry_delay_for(call: StepCall, error: BaseException, attempt: int) -> float:
     """Seconds to wait before the attempt after ``attempt`` (1-based) failed."""
     if isinstance(error, RetryableError) and error.retry_after is not None:
-        requested = error.get_retry_delay_seconds()
+        try:
+            requested = error.get_retry_delay_seconds()
+        except (TypeError, ValueError) as bad:
+            # A malformed retry_after must not turn a retryable failure into a crash of
+            # the failure handler: fall back to the step's own retry_delay.
+            logger.warning("Step {}: ignoring retry_after: {}", call.name, bad)
+            requested = None
         if requested is not None:
-            return float(requested)
+            return max(0.0, float(requested))
     return compute_retry_delay(call.retry_delay, attempt - 1)
 
 

@@ -244,7 +244,7 @@ class SQLiteStorageBackend(SQLStorageBackend):
             >>> import asyncio
             >>> storage = SQLiteStorageBackend("/tmp/pyworkflow-doc/none.db")
             >>> asyncio.run(storage.pending_migrations())
-            [1]
+            [1, 2]
         """
         if self._db is not None:
             return await self._pending()

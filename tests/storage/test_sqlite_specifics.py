@@ -23,11 +23,12 @@ import pytest
 from pyworkflow.engine.events import Event, EventType
 from pyworkflow.storage.base import CommitBatch, CorruptStorageError, StorageError
 from pyworkflow.storage.schemas import RunStatus, Timer, WorkflowRun
-from pyworkflow.storage.sql import VERSION_TABLE, latest_version
+from pyworkflow.storage.sql import MIGRATIONS, VERSION_TABLE, latest_version
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 from tests.support import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
+ALL_VERSIONS = [m.version for m in MIGRATIONS]
 
 # Child processes wait on a "go" file so that they really run at the same time.
 PRELUDE = """
@@ -212,14 +213,14 @@ async def test_version_table_and_idempotent_reconnect(tmp_path: Path) -> None:
 
 async def test_pending_migrations_changes_nothing(tmp_path: Path) -> None:
     missing = tmp_path / "missing.db"
-    assert await SQLiteStorageBackend(str(missing)).pending_migrations() == [1]
+    assert await SQLiteStorageBackend(str(missing)).pending_migrations() == ALL_VERSIONS
     assert not missing.exists()
 
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as raw:
         raw.execute("CREATE TABLE unrelated (x)")
     before = other.read_bytes()
-    assert await SQLiteStorageBackend(str(other)).pending_migrations() == [1]
+    assert await SQLiteStorageBackend(str(other)).pending_migrations() == ALL_VERSIONS
     assert other.read_bytes() == before
     with sqlite3.connect(other) as raw:
         tables = {r[0] for r in raw.execute("SELECT name FROM sqlite_master")}

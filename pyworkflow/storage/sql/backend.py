@@ -34,5 +34,9 @@ class SQLStorageBackend(CommitMixin, CoordinationMixin, RecordsMixin, SchedulesM
 
     async def _pending(self) -> list[int]:
         """Migration versions not yet applied, without changing anything."""
-        async with self._reader() as conn:
-            return await pending_migrations(self._dialect, conn)
+
+        async def once() -> list[int]:
+            async with self._reader() as conn:
+                return await pending_migrations(self._dialect, conn)
+
+        return await self._attempt(once)

@@ -66,10 +66,16 @@ class CommitMixin(EventsMixin, RunsMixin):
 
     async def commit(self, batch: CommitBatch) -> None:
         check_batch(batch)
+        # Inserting a run or hooks twice would fail on their keys; the rest of a batch
+        # without events (timers, run and hook updates) can simply be applied again.
+        replayable = not batch.events and batch.create_run is None and not batch.hooks_create
         for attempt in range(1, APPEND_ATTEMPTS + 1):
             try:
-                async with self._transaction() as conn:
-                    first = await self._commit_in(conn, batch)
+                first = await self._attempt(
+                    lambda: self._commit_once(batch),
+                    idempotent=replayable,
+                    recover=(lambda: self._committed_at(batch)) if batch.events else None,
+                )
             except Exception as exc:
                 error = await self._commit_error(exc, batch)
                 # "Append after the last" has no stale view to conflict with: a lost
@@ -84,6 +90,19 @@ class CommitMixin(EventsMixin, RunsMixin):
             for offset, event in enumerate(batch.events):
                 event.sequence = first + offset
             return
+
+    async def _commit_once(self, batch: CommitBatch) -> int:
+        """One attempt at the whole batch, in one transaction; the first sequence."""
+        async with self._transaction() as conn:
+            lock = self._dialect.lock_run_sql
+            if lock is not None and batch.expected_sequence is None and batch.events:
+                await conn.execute(self._sql(lock), (batch.run_id,))
+            return await self._commit_in(conn, batch)
+
+    async def _committed_at(self, batch: CommitBatch) -> int | None:
+        """After a COMMIT whose outcome was lost with the connection: the batch's first
+        sequence if it was committed (a batch is all or nothing), else None."""
+        return await self._sequence_of(batch.run_id, batch.events[0].event_id)
 
     async def _commit_in(self, conn: SQLConnection, batch: CommitBatch) -> int:
         """Every write of ``batch``; the first event's sequence."""

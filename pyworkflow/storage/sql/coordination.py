@@ -18,6 +18,7 @@ from pyworkflow.storage.base import RunLease
 from pyworkflow.storage.schemas import RunStatus, Timer
 from pyworkflow.storage.sql.codec import row_to_timer
 from pyworkflow.storage.sql.core import SQLCore
+from pyworkflow.storage.sql.driver import Row
 from pyworkflow.storage.sql.schema import TIMER_COLUMNS
 
 _LEASE_FREE = (
@@ -29,12 +30,18 @@ _CLAIMABLE = "(claimed_by IS NULL OR claimed_until IS NULL OR claimed_until <= ?
 
 def claim_timers_sql(skip_locked: str) -> str:
     """The claim statement; ``skip_locked`` lets row-locking databases skip timers
-    another claimer is busy with instead of waiting for it."""
+    another claimer is busy with instead of waiting for it.
+
+    Parameters: ``now`` twice, the limit, the owner and the claim's end. The due timers
+    are picked in a CTE, which PostgreSQL evaluates exactly once (a sub-select inside
+    ``IN (...)`` may be re-run by the planner, and its row locks with it).
+    """
     return (
-        "UPDATE timers SET claimed_by = ?, claimed_until = ? WHERE timer_id IN ("
-        f"SELECT timer_id FROM timers WHERE fire_at <= ? AND {_CLAIMABLE}"
-        f" ORDER BY fire_at, timer_id LIMIT ?{skip_locked}) "
-        f"RETURNING {', '.join(TIMER_COLUMNS)}"
+        f"WITH due AS (SELECT timer_id FROM timers WHERE fire_at <= ? AND {_CLAIMABLE}"
+        f" ORDER BY fire_at, timer_id LIMIT ?{skip_locked})"
+        " UPDATE timers SET claimed_by = ?, claimed_until = ?"
+        " WHERE timer_id IN (SELECT timer_id FROM due)"
+        f" RETURNING {', '.join(TIMER_COLUMNS)}"
     )
 
 
@@ -102,11 +109,16 @@ class CoordinationMixin(SQLCore):
         self, now: datetime, owner: str, lease_seconds: float, limit: int = 100
     ) -> list[Timer]:
         until = now + timedelta(seconds=lease_seconds)
-        async with self._writer() as conn:
-            rows = await conn.fetch_all(
-                self._sql(claim_timers_sql(self._dialect.skip_locked)),
-                (owner, self._dt(until), self._dt(now), self._dt(now), max(limit, 0)),
-            )
+        sql = self._sql(claim_timers_sql(self._dialect.skip_locked))
+        params = (self._dt(now), self._dt(now), max(limit, 0), owner, self._dt(until))
+
+        async def once() -> list[Row]:
+            async with self._writer() as conn:
+                return await conn.fetch_all(sql, params)
+
+        # Repeating a claim whose reply was lost is safe: the timers it took stay
+        # claimed by this owner until the claim expires, and then fire once.
+        rows = await self._attempt(once)
         timers = [row_to_timer(self._dialect, r) for r in rows]
         # RETURNING gives rows in no particular order.
         timers.sort(key=lambda t: (t.fire_at, t.timer_id))

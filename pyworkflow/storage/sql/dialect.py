@@ -5,8 +5,9 @@ The core writes every query once, with ``?`` placeholders and portable SQL
 what its database accepts and converts Python values to and from column values.
 
 A PostgreSQL dialect overrides :meth:`Dialect.render` (``?`` -> ``$1``), the column
-``types`` (e.g. ``JSONB``), :attr:`Dialect.skip_locked` (``FOR UPDATE SKIP LOCKED``),
-:attr:`Dialect.migration_lock_sql` and :meth:`Dialect.unique_violation`.
+``types`` (e.g. ``TIMESTAMPTZ``), :attr:`Dialect.skip_locked` (``FOR UPDATE SKIP
+LOCKED``), :attr:`Dialect.migration_lock_sql`, :attr:`Dialect.lock_run_sql` and
+:meth:`Dialect.unique_violation`.
 
 Example:
     >>> d = Dialect()
@@ -52,6 +53,11 @@ class Dialect:
     for_update = ""
     #: Run first in every migration transaction so that concurrent migrators serialize.
     migration_lock_sql: str | None = None
+    #: ``?``-style statement (one parameter: the run id) that makes transactions
+    #: appending after a run's last event wait for each other. Needed where two
+    #: transactions can both read the same ``MAX(sequence)`` (PostgreSQL); None where
+    #: write transactions are serialized anyway (SQLite).
+    lock_run_sql: str | None = None
     #: ``?``-style query telling whether a table exists (one parameter: the name).
     table_exists_sql = "SELECT 1 FROM information_schema.tables WHERE table_name = ?"
 

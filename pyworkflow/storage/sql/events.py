@@ -8,6 +8,7 @@ Example:
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Any
 
 from pyworkflow.engine.events import Event
 from pyworkflow.storage.base import DuplicateEventError, SequenceConflictError
@@ -56,8 +57,9 @@ def append_event(dialect: Dialect) -> str:
 LAST_SEQUENCE = "SELECT COALESCE(MAX(sequence), -1) FROM events WHERE run_id = ?"
 SELECT_EVENT = "SELECT run_id, sequence, event_id, type, timestamp, data FROM events"
 # Databases that do not serialize read-then-insert (PostgreSQL under READ COMMITTED) can
-# lose the race for MAX(sequence) + 1; the unique constraint catches it and we retry.
-# SQLite never needs a second attempt.
+# lose the race for MAX(sequence) + 1 to a writer that does not take the dialect's run
+# lock (a commit with an expected sequence); the unique constraint catches it and we
+# retry. SQLite never needs a second attempt.
 APPEND_ATTEMPTS = 20
 
 
@@ -77,8 +79,11 @@ class EventsMixin(SQLCore):
         params = [values[0], *values[2:], event.run_id]
         for _ in range(APPEND_ATTEMPTS):
             try:
-                async with self._writer() as conn:
-                    row = await conn.fetch_one(self._append_event_sql, params)
+                sequence = await self._attempt(
+                    lambda: self._append_one(event.run_id, params),
+                    idempotent=False,
+                    recover=lambda: self._sequence_of(event.run_id, event.event_id),
+                )
             except Exception as exc:
                 constraint = self._constraint(exc)
                 if constraint == "events_sequence_uq":
@@ -86,10 +91,31 @@ class EventsMixin(SQLCore):
                 if constraint == "events_dedup_uq":
                     raise DuplicateEventError(event.run_id, str(values[6])) from exc
                 raise
-            assert row is not None  # INSERT ... SELECT over an aggregate yields one row
-            event.sequence = int(row[0])
+            event.sequence = sequence
             return
         raise SequenceConflictError(event.run_id, -1)
+
+    async def _append_one(self, run_id: str, params: list[Any]) -> int:
+        """One append attempt; the new event's sequence."""
+        lock = self._dialect.lock_run_sql
+        if lock is None:
+            async with self._writer() as conn:
+                row = await conn.fetch_one(self._append_event_sql, params)
+        else:
+            # Appenders to this run queue on the lock, so each one's statement (whose
+            # snapshot is taken after the lock) sees the previous append: no retries.
+            async with self._transaction() as conn:
+                await conn.execute(self._sql(lock), (run_id,))
+                row = await conn.fetch_one(self._append_event_sql, params)
+        assert row is not None  # INSERT ... SELECT over an aggregate yields one row
+        return int(row[0])
+
+    async def _sequence_of(self, run_id: str, event_id: str) -> int | None:
+        """The sequence of an event already in the log, or None (event ids are unique)."""
+        row = await self._fetch_one(
+            "SELECT sequence FROM events WHERE run_id = ? AND event_id = ?", (run_id, event_id)
+        )
+        return int(row[0]) if row else None
 
     async def get_events(self, run_id: str, event_types: list[str] | None = None) -> list[Event]:
         sql, params = f"{SELECT_EVENT} WHERE run_id = ?", [run_id]

@@ -63,25 +63,31 @@ async def pending_migrations(dialect: Dialect, conn: SQLConnection) -> list[int]
 
 
 async def apply_migrations(
-    dialect: Dialect, transaction: ConnectionFactory, read: ConnectionFactory
+    dialect: Dialect,
+    transaction: ConnectionFactory,
+    read: ConnectionFactory,
+    target: int | None = None,
 ) -> list[int]:
     """Bring the schema up to date; the versions this call applied (often none).
 
     ``transaction`` opens a write transaction (committed on normal exit, rolled back
     on error); ``read`` gives a connection for the initial read-only check, which
-    makes the common case (already migrated) free of writes.
+    makes the common case (already migrated) free of writes. ``target`` stops at that
+    version instead of the latest (to build an older schema, e.g. in upgrade tests).
 
     Example:
         >>> # await apply_migrations(dialect, backend._transaction, backend._reader)
     """
+    wanted = [m for m in MIGRATIONS if target is None or m.version <= target]
     async with read() as conn:
-        if not await pending_migrations(dialect, conn):
-            return []
+        pending = set(await pending_migrations(dialect, conn))
+    if not any(m.version in pending for m in wanted):
+        return []
     async with transaction() as conn:
         await _lock(dialect, conn)
         await conn.execute(dialect.ddl(VERSION_TABLE_DDL))
     applied: list[int] = []
-    for migration in MIGRATIONS:
+    for migration in wanted:
         if await _apply_one(dialect, transaction, migration):
             applied.append(migration.version)
     return applied

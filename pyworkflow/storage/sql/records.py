@@ -73,7 +73,7 @@ class RecordsMixin(SQLCore):
 
     async def create_hook(self, hook: Hook) -> None:
         try:
-            await self._write_one(_INSERT_HOOK, hook_to_row(self._dialect, hook))
+            await self._insert_one(_INSERT_HOOK, hook_to_row(self._dialect, hook))
         except Exception as exc:
             constraint = self._constraint(exc)
             if constraint == "hooks_pk":

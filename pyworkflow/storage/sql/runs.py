@@ -47,7 +47,7 @@ class RunsMixin(SQLCore):
 
     async def create_run(self, run: WorkflowRun) -> None:
         try:
-            await self._write_one(INSERT_RUN, self._insert_run_params(run, None, None))
+            await self._insert_one(INSERT_RUN, self._insert_run_params(run, None, None))
         except Exception as exc:
             raise self._run_insert_error(exc, run) from exc
 

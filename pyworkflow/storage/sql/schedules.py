@@ -36,7 +36,7 @@ class SchedulesMixin(SQLCore):
 
     async def create_schedule(self, schedule: Schedule) -> None:
         try:
-            await self._write_one(_INSERT_SCHEDULE, schedule_to_row(self._dialect, schedule))
+            await self._insert_one(_INSERT_SCHEDULE, schedule_to_row(self._dialect, schedule))
         except Exception as exc:
             if self._constraint(exc) == "schedules_pk":
                 raise ValueError(f"Schedule {schedule.schedule_id} already exists") from exc
@@ -102,22 +102,23 @@ class SchedulesMixin(SQLCore):
         # Read-modify-write inside one write transaction: concurrent schedulers adding
         # and removing runs must not lose each other's change.
         d = self._dialect
-        async with self._transaction() as conn:
-            row = await conn.fetch_one(
-                self._sql(
-                    "SELECT running_run_ids FROM schedules WHERE schedule_id = ?" + d.for_update
-                ),
-                (schedule_id,),
-            )
-            if row is None:
-                raise _missing(schedule_id)
-            ids = [str(i) for i in d.decode_json(row[0]) or []]
-            new_ids = change(ids)
-            if new_ids != ids:
-                await conn.execute(
-                    self._sql(
-                        "UPDATE schedules SET running_run_ids = ?, updated_at = ?"
-                        " WHERE schedule_id = ?"
-                    ),
-                    (d.encode_json(new_ids), self._dt(utcnow()), schedule_id),
-                )
+        select = self._sql(
+            "SELECT running_run_ids FROM schedules WHERE schedule_id = ?" + d.for_update
+        )
+        update = self._sql(
+            "UPDATE schedules SET running_run_ids = ?, updated_at = ? WHERE schedule_id = ?"
+        )
+
+        async def once() -> None:
+            async with self._transaction() as conn:
+                row = await conn.fetch_one(select, (schedule_id,))
+                if row is None:
+                    raise _missing(schedule_id)
+                ids = [str(i) for i in d.decode_json(row[0]) or []]
+                new_ids = change(ids)
+                if new_ids != ids:
+                    params = (d.encode_json(new_ids), self._dt(utcnow()), schedule_id)
+                    await conn.execute(update, params)
+
+        # Adding or removing a run id twice is the same as once.
+        await self._attempt(once)

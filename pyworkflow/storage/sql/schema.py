@@ -200,7 +200,20 @@ _V1 = (
     " CONSTRAINT cancellation_flags_pk PRIMARY KEY (run_id))",
 )
 
+_V2 = (
+    # list_runs(status=...) pages through one status newest first, and list_stale_runs
+    # scans the RUNNING runs oldest first: both walk (status, created_at, run_id) in
+    # order instead of sorting every run of that status. It covers the old index.
+    "CREATE INDEX workflow_runs_status_created_ix ON workflow_runs (status, created_at, run_id)",
+    "DROP INDEX workflow_runs_status_ix",
+    # Retention deletes finished runs by age (docs/guides/storage.md); unfinished runs
+    # have no completed_at and stay out of the index.
+    "CREATE INDEX workflow_runs_completed_ix ON workflow_runs (completed_at)"
+    " WHERE completed_at IS NOT NULL",
+)
+
 #: Every migration, in order. Versions are consecutive from 1.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: runs, events, steps, hooks, timers, schedules", _V1),
+    Migration(2, "run indexes for listing by status and for retention by age", _V2),
 )
