@@ -97,13 +97,15 @@ class LocalContext(WorkflowContext):
         step_name: str = name or getattr(func, "__name__", None) or "step"
         return await self.execute_step(StepCall(step_name, func, args, kwargs, max_retries=0))
 
-    async def sleep(self, seconds: float, name: str | None = None) -> None:
+    async def sleep(
+        self, seconds: float, name: str | None = None, until: datetime | None = None
+    ) -> None:
         """Durable: record a timer and suspend until it is due. Transient: wait."""
         self.check_cancellation()
         if self._act is None:
             await asyncio.sleep(max(0.0, seconds))
             return
-        await self._act.sleep(seconds, name)
+        await self._act.sleep(seconds, name, until)
 
     async def hook(
         self,

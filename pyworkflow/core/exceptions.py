@@ -14,9 +14,10 @@ Example:
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+
+from pyworkflow.utils.duration import parse_duration_seconds
 
 
 class WorkflowError(Exception):
@@ -87,10 +88,6 @@ class CancellationError(WorkflowError):
         self.reason = reason
 
 
-_RETRY_AFTER = re.compile(r"^(\d+)([smhdw])$", re.IGNORECASE)
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
 class RetryableError(WorkflowError):
     """A failure worth retrying, optionally after a given delay.
 
@@ -112,30 +109,30 @@ class RetryableError(WorkflowError):
         self.retry_after = retry_after
         self.metadata: dict[str, Any] = dict(kwargs)
 
-    def get_retry_delay_seconds(self) -> int | None:
-        """The requested delay in whole seconds, or None when none was given."""
+    def get_retry_delay(self) -> float | None:
+        """The requested delay in seconds, exact, or None when none was given.
+
+        Accepts what every other duration accepts: seconds, "30s", "1m30s",
+        a timedelta, or a datetime to wait until.
+
+        Example:
+            >>> RetryableError("busy", retry_after="1m30s").get_retry_delay()
+            90.0
+        """
         value = self.retry_after
         if value is None:
             return None
         if isinstance(value, bool):
             raise ValueError(f"Invalid retry_after: {value!r}")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            match = _RETRY_AFTER.match(value.strip())
-            if not match:
-                raise ValueError(
-                    f"Invalid retry_after format: {value!r}. Expected <number><unit> "
-                    "with unit s, m, h, d or w, e.g. '30s'."
-                )
-            return int(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
-        if isinstance(value, timedelta):
-            return int(value.total_seconds())
-        if isinstance(value, datetime):
-            now = datetime.now(UTC)
-            target = value if value.tzinfo else value.replace(tzinfo=UTC)
-            return max(0, int((target - now).total_seconds()))
-        raise ValueError(f"Invalid retry_after: {value!r}")
+        try:
+            return parse_duration_seconds(value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"Invalid retry_after {value!r}: {error}") from error
+
+    def get_retry_delay_seconds(self) -> int | None:
+        """The requested delay in whole seconds (upstream's method), or None."""
+        delay = self.get_retry_delay()
+        return None if delay is None else int(delay)
 
 
 class WorkflowNotFoundError(WorkflowError):

@@ -208,20 +208,46 @@ class Activation:
 
     # ------------------------------------------------------------------ sleep
 
-    async def sleep(self, seconds: float, name: str | None = None) -> None:
-        """Durable sleep: complete if due, else record it with a timer and suspend."""
-        sid = make_sleep_id(self.next_counter(), seconds)
-        position = self.begin_call("sleep", name or sid, sid)
+    def begin_sleep(self, sid: str, name: str | None) -> tuple[int, str]:
+        """Enter a sleep call. A sleep recorded at this position keeps its recorded id
+        even if the duration computed now differs (e.g. ``until - now()``): timers are
+        identified by their place in the run, like Temporal's."""
+        position = self._position + 1
+        recorded = self.state.calls.get(position)
+        if recorded is not None and recorded.kind == "sleep":
+            sid = recorded.call_id
+        self.begin_call("sleep", name or sid, sid)
+        return position, sid
+
+    async def sleep(
+        self, seconds: float, name: str | None = None, until: datetime | None = None
+    ) -> None:
+        """Durable sleep: complete if due, else record it with a timer and suspend.
+
+        ``until`` (an aware datetime) sleeps to that moment; a new sleep until a past
+        moment is a ``ValueError``, a recorded one is simply due.
+        """
+        counter = self.next_counter()
+        if until is None:
+            sid = make_sleep_id(counter, seconds)
+        else:
+            sid = f"sleep_{counter}_until_{until.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+        position, sid = self.begin_sleep(sid, name)
         self.check_cancellation()
         state = self.state
         if sid in state.sleeps_completed:
             return
         resume_at = state.sleeps_started.get(sid)
         if resume_at is None:
-            if seconds <= 0:
+            if until is not None and until <= self.now():
+                raise ValueError(
+                    f"Cannot sleep until past time {until.isoformat()}: pass a datetime in "
+                    "the future, or a duration such as '5m'."
+                )
+            if until is None and seconds <= 0:
                 return
             self.validate_event_limits()
-            resume_at = self.now() + timedelta(seconds=seconds)
+            resume_at = until if until is not None else self.now() + timedelta(seconds=seconds)
             started = ev.create_sleep_started_event(self.run_id, sid, seconds, resume_at, name)
             started.data["position"] = position
             self.buffer(events=[started])

@@ -61,7 +61,7 @@ def retry_delay_for(call: StepCall, error: BaseException, attempt: int) -> float
     """Seconds to wait before the attempt after ``attempt`` (1-based) failed."""
     if isinstance(error, RetryableError) and error.retry_after is not None:
         try:
-            requested = error.get_retry_delay_seconds()
+            requested = error.get_retry_delay()
         except (TypeError, ValueError) as bad:
             # A malformed retry_after must not turn a retryable failure into a crash of
             # the failure handler: fall back to the step's own retry_delay.

@@ -27,15 +27,20 @@ def isolated_registry() -> Iterator[None]:
     _registry._steps.update(steps)
 
 
-@pytest.fixture(params=["memory", "file", "sqlite"])
+@pytest.fixture(params=["memory", "file", "sqlite", "postgres"])
 async def store(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[StorageBackend]:  # type: ignore[no-untyped-def]
-    """A connected, empty backend: memory, file and SQLite in turn."""
+    """A connected, empty backend: memory, file, SQLite and PostgreSQL in turn."""
     kind = request.param
     backend: StorageBackend
     if kind == "memory":
         backend = InMemoryStorageBackend()
     elif kind == "file":
         backend = FileStorageBackend(str(tmp_path / "files"))
+    elif kind == "postgres":
+        # Asked for here, not in the signature: the other kinds need no server.
+        from pyworkflow.storage.postgres import PostgresStorageBackend
+
+        backend = PostgresStorageBackend(dsn=request.getfixturevalue("pg_dsn"))
     else:
         backend = SQLiteStorageBackend(str(tmp_path / "wf.db"))
     await backend.connect()
