@@ -27,6 +27,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from pyworkflow.config import reset_config  # noqa: E402
+from pyworkflow.core.registry import _registry  # noqa: E402
 from tests.servers import PostgresServer, RedisServer  # noqa: E402
 
 
@@ -70,6 +71,18 @@ def pg_dsn(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> I
 
 def _reset_pyworkflow_state() -> None:
     reset_config()
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry() -> Iterator[None]:
+    """Workflows and steps a test defines disappear after it, so names can be reused."""
+    workflows = dict(_registry._workflows)
+    steps = dict(_registry._steps)
+    yield
+    _registry._workflows.clear()
+    _registry._workflows.update(workflows)
+    _registry._steps.clear()
+    _registry._steps.update(steps)
 
 
 @pytest.fixture(autouse=True)

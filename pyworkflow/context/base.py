@@ -34,7 +34,14 @@ _current: ContextVar[WorkflowContext | None] = ContextVar("pyworkflow_context", 
 
 
 def get_context() -> WorkflowContext:
-    """The current workflow context; ``RuntimeError`` outside a workflow."""
+    """The current workflow context; ``RuntimeError`` outside a workflow.
+
+    Example:
+        >>> from pyworkflow.context.mock import MockContext
+        >>> with MockContext() as ctx:
+        ...     get_context() is ctx
+        True
+    """
     ctx = _current.get()
     if ctx is None:
         raise RuntimeError(
@@ -45,22 +52,54 @@ def get_context() -> WorkflowContext:
 
 
 def has_context() -> bool:
-    """Whether a workflow context is active."""
+    """Whether a workflow context is active.
+
+    Example:
+        >>> from pyworkflow.context.mock import MockContext
+        >>> with MockContext():
+        ...     has_context()
+        True
+        >>> has_context()
+        False
+    """
     return _current.get() is not None
 
 
 def set_context(ctx: WorkflowContext | None) -> Token[WorkflowContext | None]:
-    """Make ``ctx`` current; returns the token for :func:`reset_context`."""
+    """Make ``ctx`` current; returns the token for :func:`reset_context`.
+
+    Example:
+        >>> from pyworkflow.context.mock import MockContext
+        >>> token = set_context(MockContext())
+        >>> has_context()
+        True
+        >>> reset_context(token)
+    """
     return _current.set(ctx)
 
 
 def reset_context(token: Token[WorkflowContext | None]) -> None:
-    """Restore the context that was current before :func:`set_context`."""
+    """Restore the context that was current before :func:`set_context`.
+
+    Example:
+        >>> from pyworkflow.context.mock import MockContext
+        >>> token = set_context(MockContext())
+        >>> reset_context(token)
+        >>> has_context()
+        False
+    """
     _current.reset(token)
 
 
 class WorkflowContext(ABC):
-    """Base class of workflow contexts (durable, transient and mock)."""
+    """Base class of workflow contexts (durable, transient and mock).
+
+    Example:
+        >>> from pyworkflow.context.local import LocalContext
+        >>> ctx = LocalContext(run_id="run_1", workflow_name="order", durable=False)
+        >>> isinstance(ctx, WorkflowContext), ctx.run_id, ctx.is_replaying
+        (True, 'run_1', False)
+    """
 
     is_durable: bool = False
     storage: StorageBackend | None = None

@@ -43,7 +43,16 @@ def _config_limits() -> EventLimits:
 
 
 class LocalContext(WorkflowContext):
-    """Context of an in-process run, durable or transient."""
+    """Context of an in-process run, durable or transient.
+
+    Example:
+        >>> import asyncio
+        >>> async def fetch() -> int:
+        ...     return 42
+        >>> ctx = LocalContext(run_id="run_1", durable=False)
+        >>> asyncio.run(ctx.run(fetch)), ctx.is_durable
+        (42, False)
+    """
 
     def __init__(
         self,

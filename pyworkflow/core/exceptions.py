@@ -21,7 +21,12 @@ from pyworkflow.utils.duration import parse_duration_seconds
 
 
 class WorkflowError(Exception):
-    """Base class of every error the engine raises on purpose."""
+    """Base class of every error the engine raises on purpose.
+
+    Example:
+        >>> issubclass(FatalError, WorkflowError), str(WorkflowError("boom"))
+        (True, 'boom')
+    """
 
 
 class FatalError(WorkflowError):
@@ -80,7 +85,13 @@ class NondeterminismError(FatalError):
 
 
 class CancellationError(WorkflowError):
-    """Raised inside a workflow (or step) whose run was cancelled."""
+    """Raised inside a workflow (or step) whose run was cancelled.
+
+    Example:
+        >>> err = CancellationError(reason="user request")
+        >>> str(err), err.reason
+        ('Workflow was cancelled', 'user request')
+    """
 
     def __init__(self, message: str = "Workflow was cancelled", reason: str | None = None):
         super().__init__(message)
@@ -136,7 +147,12 @@ class RetryableError(WorkflowError):
 
 
 class WorkflowNotFoundError(WorkflowError):
-    """No run with that id exists in the storage."""
+    """No run with that id exists in the storage.
+
+    Example:
+        >>> str(WorkflowNotFoundError("run_1"))
+        'Workflow run not found: run_1'
+    """
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Workflow run not found: {run_id}")
@@ -144,7 +160,12 @@ class WorkflowNotFoundError(WorkflowError):
 
 
 class WorkflowTimeoutError(WorkflowError):
-    """A run exceeded its ``@workflow(max_duration=...)``."""
+    """A run exceeded its ``@workflow(max_duration=...)``.
+
+    Example:
+        >>> str(WorkflowTimeoutError("run_1", "1h"))
+        'Workflow run run_1 exceeded its max_duration of 1h'
+    """
 
     def __init__(self, run_id: str, max_duration: str | int | float | None) -> None:
         super().__init__(f"Workflow run {run_id} exceeded its max_duration of {max_duration}")
@@ -170,7 +191,12 @@ class StepNotFoundError(WorkflowError):
 
 
 class HookExpiredError(WorkflowError):
-    """The hook's deadline passed before it was resumed."""
+    """The hook's deadline passed before it was resumed.
+
+    Example:
+        >>> str(HookExpiredError("hook_1"))
+        'Hook expired: hook_1'
+    """
 
     def __init__(self, hook_id: str) -> None:
         super().__init__(f"Hook expired: {hook_id}")
@@ -178,7 +204,12 @@ class HookExpiredError(WorkflowError):
 
 
 class InvalidTokenError(WorkflowError):
-    """A hook token is malformed or does not match."""
+    """A hook token is malformed or does not match.
+
+    Example:
+        >>> str(InvalidTokenError("hook_1"))
+        'Invalid token for hook: hook_1'
+    """
 
     def __init__(self, hook_id: str) -> None:
         super().__init__(f"Invalid token for hook: {hook_id}")
@@ -186,7 +217,13 @@ class InvalidTokenError(WorkflowError):
 
 
 class HookNotFoundError(WorkflowError):
-    """No hook exists for the given token."""
+    """No hook exists for the given token.
+
+    Example:
+        >>> err = HookNotFoundError("tok_123")
+        >>> str(err), err.token
+        ('Hook not found for token: tok_123', 'tok_123')
+    """
 
     def __init__(self, token: str) -> None:
         super().__init__(f"Hook not found for token: {token}")
@@ -194,7 +231,12 @@ class HookNotFoundError(WorkflowError):
 
 
 class HookAlreadyReceivedError(WorkflowError):
-    """The hook was already resumed once."""
+    """The hook was already resumed once.
+
+    Example:
+        >>> str(HookAlreadyReceivedError("hook_1"))
+        'Hook already received: hook_1'
+    """
 
     def __init__(self, hook_id: str) -> None:
         super().__init__(f"Hook already received: {hook_id}")
@@ -202,7 +244,13 @@ class HookAlreadyReceivedError(WorkflowError):
 
 
 class WorkflowAlreadyRunningError(WorkflowError):
-    """A run with the same idempotency key is still running."""
+    """A run with the same idempotency key is still running.
+
+    Example:
+        >>> err = WorkflowAlreadyRunningError("run_1")
+        >>> str(err), err.run_id
+        ('Workflow already running: run_1', 'run_1')
+    """
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"Workflow already running: {run_id}")
@@ -223,11 +271,22 @@ class ContextError(WorkflowError):
 
 
 class ChildWorkflowError(WorkflowError):
-    """Base class of child-workflow errors."""
+    """Base class of child-workflow errors.
+
+    Example:
+        >>> issubclass(MaxNestingDepthError, ChildWorkflowError)
+        True
+    """
 
 
 class ChildWorkflowFailedError(ChildWorkflowError):
-    """An awaited child run failed or was cancelled."""
+    """An awaited child run failed or was cancelled.
+
+    Example:
+        >>> err = ChildWorkflowFailedError("run_2", "ship", "no stock", "ValueError")
+        >>> str(err), err.error_type
+        ("Child workflow 'ship' (run_2) failed: no stock", 'ValueError')
+    """
 
     def __init__(
         self, child_run_id: str, child_workflow_name: str, error: str, error_type: str
@@ -240,7 +299,13 @@ class ChildWorkflowFailedError(ChildWorkflowError):
 
 
 class MaxNestingDepthError(ChildWorkflowError):
-    """A workflow at the maximum depth tried to start a child."""
+    """A workflow at the maximum depth tried to start a child.
+
+    Example:
+        >>> err = MaxNestingDepthError(3)
+        >>> err.current_depth, err.max_depth
+        (3, 3)
+    """
 
     MAX_DEPTH = 3
 
@@ -258,6 +323,11 @@ class SuspensionSignal(BaseException):
     """Internal: the run must suspend (sleep, hook, retry wait, dispatched step).
 
     A ``BaseException`` so user ``except Exception`` blocks cannot swallow it.
+
+    Example:
+        >>> sig = SuspensionSignal("sleep", sleep_id="sleep_1")
+        >>> str(sig), sig.data, isinstance(sig, Exception)
+        ('Workflow suspended: sleep', {'sleep_id': 'sleep_1'}, False)
     """
 
     def __init__(self, reason: str, **data: Any) -> None:

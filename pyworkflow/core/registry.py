@@ -328,7 +328,15 @@ def register_workflow(
 
 
 def get_workflow(name: str) -> WorkflowMetadata | None:
-    """Return the global workflow ``name`` or None, e.g. ``get_workflow("order")``."""
+    """Return the global workflow ``name`` or None, e.g. ``get_workflow("order")``.
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> @workflow(name="doctest_get_workflow")
+        ... async def order() -> None: ...
+        >>> get_workflow("doctest_get_workflow").name, get_workflow("doctest_nope")
+        ('doctest_get_workflow', None)
+    """
     return _registry.get_workflow(name)
 
 
@@ -343,7 +351,15 @@ def get_workflow_name(func: Callable[..., Any]) -> str | None:
 
 
 def list_workflows() -> dict[str, WorkflowMetadata]:
-    """Return a copy of the global workflows by name, e.g. ``sorted(list_workflows())``."""
+    """Return a copy of the global workflows by name, e.g. ``sorted(list_workflows())``.
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> @workflow(name="doctest_list_workflows")
+        ... async def order() -> None: ...
+        >>> "doctest_list_workflows" in list_workflows()
+        True
+    """
     return _registry.list_workflows()
 
 
@@ -363,7 +379,15 @@ def register_step(
 
 
 def get_step(name: str) -> StepMetadata | None:
-    """Return the global step ``name`` or None, e.g. ``get_step("charge")``."""
+    """Return the global step ``name`` or None, e.g. ``get_step("charge")``.
+
+    Example:
+        >>> from pyworkflow import step
+        >>> @step(name="doctest_get_step", max_retries=5)
+        ... async def charge() -> None: ...
+        >>> get_step("doctest_get_step").max_retries, get_step("doctest_nope")
+        (5, None)
+    """
     return _registry.get_step(name)
 
 
@@ -378,7 +402,15 @@ def get_step_name(func: Callable[..., Any]) -> str | None:
 
 
 def list_steps() -> dict[str, StepMetadata]:
-    """Return a copy of the global steps by name, e.g. ``sorted(list_steps())``."""
+    """Return a copy of the global steps by name, e.g. ``sorted(list_steps())``.
+
+    Example:
+        >>> from pyworkflow import step
+        >>> @step(name="doctest_list_steps")
+        ... async def charge() -> None: ...
+        >>> "doctest_list_steps" in list_steps()
+        True
+    """
     return _registry.list_steps()
 
 

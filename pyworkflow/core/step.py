@@ -121,6 +121,14 @@ def step(
     ``retry_delay``: "exponential" (1, 2, 4, ... s, capped at 300), "fixed" (5 s), a
     duration ("10s", "1m30s"), seconds, or a list of those per attempt. Bad values
     raise ``ValueError`` here, at decoration time.
+
+    Example:
+        >>> import asyncio
+        >>> @step(name="doctest_step_square", retry_delay="10s")
+        ... async def square(x: int) -> int:
+        ...     return x * x
+        >>> asyncio.run(square(3))  # outside a workflow a step just runs
+        9
     """
 
     def decorator(f: F) -> F:

@@ -130,6 +130,14 @@ def workflow(
 
     ``max_duration`` ("1h", "2d12h", seconds) is enforced: a run still going at
     ``started_at + max_duration`` fails with ``WorkflowTimeoutError``. At most 3 tags.
+
+    Example:
+        >>> import asyncio
+        >>> @workflow(name="doctest_workflow_hello", tags=["demo"])
+        ... async def hello(name: str) -> str:
+        ...     return f"hello {name}"
+        >>> asyncio.run(hello("ada"))  # a direct call just runs it; start() records it
+        'hello ada'
     """
 
     def decorator(f: F) -> F:

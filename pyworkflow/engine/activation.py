@@ -38,6 +38,7 @@ from pyworkflow.core.exceptions import (
     SuspensionSignal,
 )
 from pyworkflow.engine import events as ev
+from pyworkflow.engine.dispatch import StepCommand
 from pyworkflow.engine.ids import sleep_id as make_sleep_id
 from pyworkflow.engine.state import CallRecord, RunState
 from pyworkflow.storage.base import (
@@ -123,6 +124,9 @@ class Activation:
         self._inflight: set[asyncio.Future[None]] = set()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
         self._last_limit_warning: int | None = None
+        # Dispatch mode (a list): step calls become commands for remote step workers.
+        # Inline mode (None): step bodies run here.
+        self.commands: list[StepCommand] | None = None
         # Set once replay diverged; the run fails with it even if user code catches it.
         self.poisoned: NondeterminismError | None = None
 
@@ -359,6 +363,10 @@ class Activation:
         (their side effects happened, so they must be recorded); leftover tasks stop
         at their next durable call or are cancelled.
         """
+        # Let sibling tasks of an asyncio.gather that are ready to run reach their
+        # durable calls (and register their commands) before the activation closes.
+        for _ in range(3):
+            await asyncio.sleep(0)
         self.closed = True
         while self._inflight:
             await asyncio.gather(*list(self._inflight), return_exceptions=True)

@@ -42,7 +42,13 @@ from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
 
 
 class ConfigurationError(Exception):
-    """pyworkflow is not configured for what was asked (e.g. no storage)."""
+    """pyworkflow is not configured for what was asked (e.g. no storage).
+
+    Example:
+        >>> err = ConfigurationError("no storage backend")
+        >>> str(err), isinstance(err, WorkflowError)
+        ('no storage backend', False)
+    """
 
 
 _connected: weakref.WeakSet[StorageBackend] = weakref.WeakSet()
@@ -92,6 +98,18 @@ async def start(
     (sleep, retry delay) or fails; a failure is re-raised. With an
     ``idempotency_key``, a finished run with that key returns its id again and a
     running one raises ``WorkflowAlreadyRunningError``.
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_start")
+        ... async def ping() -> str:
+        ...     return "pong"
+        >>> store = InMemoryStorageBackend()
+        >>> run_id = asyncio.run(start(ping, durable=True, storage=store, idempotency_key="k1"))
+        >>> again = asyncio.run(start(ping, durable=True, storage=store, idempotency_key="k1"))
+        >>> run_id.startswith("run_"), again == run_id  # same key: the finished run's id
+        (True, True)
     """
     meta = get_workflow_by_func(workflow_func)
     if meta is None:
@@ -146,7 +164,22 @@ async def resume(
     run_id: str, runtime: str | None = None, storage: StorageBackend | None = None
 ) -> Any:
     """Advance a suspended run now; on the local runtime returns its result, or None
-    if it suspended again. A sleep whose time has passed is completed."""
+    if it suspended again. A sleep whose time has passed is completed.
+
+    Example:
+        >>> import time
+        >>> from pyworkflow import sleep, workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_resume")
+        ... async def nap() -> str:
+        ...     await sleep(0.01)
+        ...     return "rested"
+        >>> store = InMemoryStorageBackend()
+        >>> run_id = asyncio.run(start(nap, durable=True, storage=store))
+        >>> time.sleep(0.05)  # the sleep is now due
+        >>> asyncio.run(resume(run_id, storage=store))
+        'rested'
+    """
     store = storage if storage is not None else get_config().storage
     if store is None:
         raise ConfigurationError(
@@ -160,19 +193,65 @@ async def resume(
 async def get_workflow_run(
     run_id: str, storage: StorageBackend | None = None
 ) -> WorkflowRun | None:
-    """The run record, or None."""
+    """The run record, or None.
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_get_run")
+        ... async def ping() -> str:
+        ...     return "pong"
+        >>> async def main():
+        ...     store = InMemoryStorageBackend()
+        ...     run_id = await start(ping, durable=True, storage=store)
+        ...     run = await get_workflow_run(run_id, storage=store)
+        ...     return run.workflow_name, run.status.value
+        >>> asyncio.run(main())
+        ('doctest_get_run', 'completed')
+    """
     return await (await resolve_storage(storage)).get_run(run_id)
 
 
 async def get_workflow_events(run_id: str, storage: StorageBackend | None = None) -> list[Event]:
-    """The run's event log, in order."""
+    """The run's event log, in order.
+
+    Example:
+        >>> from pyworkflow import step, workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @step(name="doctest_events_step")
+        ... async def one() -> int:
+        ...     return 1
+        >>> @workflow(name="doctest_events")
+        ... async def wf() -> int:
+        ...     return await one()
+        >>> async def main():
+        ...     store = InMemoryStorageBackend()
+        ...     run_id = await start(wf, durable=True, storage=store)
+        ...     return [e.type.value for e in await get_workflow_events(run_id, storage=store)]
+        >>> asyncio.run(main())
+        ['workflow.started', 'step.started', 'step.completed', 'workflow.completed']
+    """
     return await (await resolve_storage(storage)).get_events(run_id)
 
 
 async def get_workflow_chain(
     run_id: str, storage: StorageBackend | None = None
 ) -> list[WorkflowRun]:
-    """The continue-as-new chain containing the run, oldest first."""
+    """The continue-as-new chain containing the run, oldest first.
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_chain")
+        ... async def ping() -> str:
+        ...     return "pong"
+        >>> async def main():
+        ...     store = InMemoryStorageBackend()
+        ...     run_id = await start(ping, durable=True, storage=store)
+        ...     return [r.run_id == run_id for r in await get_workflow_chain(run_id, storage=store)]
+        >>> asyncio.run(main())  # a run that never continued-as-new is a chain of one
+        [True]
+    """
     return await (await resolve_storage(storage)).get_workflow_chain(run_id)
 
 
@@ -202,6 +281,19 @@ async def get_workflow_result(
     A failed run raises ``WorkflowError`` with its error, a cancelled one
     ``CancellationError``. A run still going raises ``WorkflowError`` unless
     ``wait=True``, which polls until it ends (``TimeoutError`` after ``timeout`` s).
+
+    Example:
+        >>> from pyworkflow import workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_result")
+        ... async def add(a: int, b: int) -> int:
+        ...     return a + b
+        >>> async def main():
+        ...     store = InMemoryStorageBackend()
+        ...     run_id = await start(add, 2, 3, durable=True, storage=store)
+        ...     return await get_workflow_result(run_id, storage=store)
+        >>> asyncio.run(main())
+        5
     """
     store = await resolve_storage(storage)
     deadline = None if timeout is None else time.monotonic() + timeout

@@ -27,6 +27,7 @@ from loguru import logger
 from pyworkflow.core.exceptions import CancellationError, FatalError, SuspensionSignal
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation
+from pyworkflow.engine.dispatch import StepCommand, redispatch_at
 from pyworkflow.engine.ids import nth_call_id, step_base_id
 from pyworkflow.engine.step_call import (
     StepCall,
@@ -84,11 +85,48 @@ class InlineStep:
             act.run_id, step_id, self.call.name, self.args_json, self.kwargs_json, attempt
         )
         started.data["position"] = position
+        if act.commands is not None:
+            self._dispatch(started, attempt, timers_delete)
         done = act.track()
         try:
             return await self._attempt(started, attempt, timers_delete)
         finally:
             done.set_result(None)
+
+    def _dispatch(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> None:
+        """Dispatch mode: record the attempt as sent, queue its command, suspend.
+
+        An attempt already dispatched is only sent again once its watchdog is due
+        (the message or the step worker was lost)."""
+        act, step_id, now = self.act, self.step_id, self.act.now()
+        assert act.commands is not None
+        prior = act.state.step_dispatch.get(step_id)
+        number = 1
+        if prior is not None and prior[0] == attempt:
+            if prior[2] > now:
+                act.buffer(timers_upsert=[Timer(act.run_id, "step", step_id, prior[2])])
+                raise SuspensionSignal(f"step_dispatch:{step_id}", resume_at=prior[2])
+            number = prior[1] + 1
+        watchdog = redispatch_at(self.call, now)
+        started.data.update(dispatch=number, redispatch_at=watchdog.isoformat())
+        act.buffer(
+            events=[started],
+            timers_upsert=[Timer(act.run_id, "step", step_id, watchdog)],
+            timers_delete=timers_delete,
+        )
+        act.state.step_dispatch[step_id] = (attempt, number, watchdog)
+        act.commands.append(
+            StepCommand(
+                act.run_id,
+                step_id,
+                self.call.name,
+                self.args_json,
+                self.kwargs_json,
+                attempt,
+                number,
+            )
+        )
+        raise SuspensionSignal(f"step_dispatch:{step_id}", resume_at=watchdog, step_id=step_id)
 
     async def _attempt(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> Any:
         act, call = self.act, self.call

@@ -20,7 +20,18 @@ from pyworkflow.context.base import _current
 
 @asynccontextmanager
 async def shield() -> AsyncIterator[None]:
-    """Block cancellation inside the ``async with``; nested shields work."""
+    """Block cancellation inside the ``async with``; nested shields work.
+
+    Example:
+        >>> import asyncio
+        >>> from pyworkflow.context.local import LocalContext
+        >>> async def cleanup():
+        ...     with LocalContext(durable=False) as ctx:
+        ...         async with shield():
+        ...             return ctx.cancellation_blocked
+        >>> asyncio.run(cleanup())
+        True
+    """
     ctx = _current.get()
     if ctx is None:
         yield

@@ -66,6 +66,7 @@ async def activate(
     state: RunState | None,
     owner: str,
     runtime_name: str = "local",
+    dispatch: bool = False,
 ) -> tuple[Outcome, Activation]:
     """Run one activation of ``run`` (lease held by ``owner``) and record its outcome."""
     meta = registered_workflow(run.workflow_name)
@@ -74,6 +75,8 @@ async def activate(
     act = Activation(
         run.run_id, run.workflow_name, storage, state, lease_owner=owner, limits=current_limits()
     )
+    if dispatch:
+        act.commands = []
     ctx = LocalContext(run.run_id, run.workflow_name, storage, True, activation=act)
     ctx._runtime = runtime_name
     args = deserialize_args(run.input_args)

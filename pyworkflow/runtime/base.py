@@ -17,7 +17,14 @@ from pyworkflow.storage.base import StorageBackend
 
 
 class Runtime(ABC):
-    """Executes workflow runs. Subclasses: ``LocalRuntime`` (in-process), Celery."""
+    """Executes workflow runs. Subclasses: ``LocalRuntime`` (in-process), Celery.
+
+    Example:
+        >>> from pyworkflow.runtime import get_runtime
+        >>> rt = get_runtime("local")
+        >>> isinstance(rt, Runtime), rt.supports_durable, rt.supports_transient
+        (True, True, True)
+    """
 
     supports_durable: bool = True
     supports_transient: bool = True

@@ -14,12 +14,26 @@ _runtimes: dict[str, type[Runtime]] = {}
 
 
 def register_runtime(name: str, cls: type[Runtime]) -> None:
-    """Make ``cls`` available as ``get_runtime(name)``."""
+    """Make ``cls`` available as ``get_runtime(name)``.
+
+    Example:
+        >>> from pyworkflow.runtime.local import LocalRuntime
+        >>> register_runtime("local", LocalRuntime)  # re-registers the built-in one
+        >>> type(get_runtime("local")).__name__
+        'LocalRuntime'
+    """
     _runtimes[name] = cls
 
 
 def get_runtime(name: str) -> Runtime:
-    """A new instance of the runtime registered as ``name``."""
+    """A new instance of the runtime registered as ``name``.
+
+    Example:
+        >>> get_runtime("local").name
+        'local'
+        >>> get_runtime("local") is get_runtime("local")
+        False
+    """
     cls = _runtimes.get(name)
     if cls is None:
         available = ", ".join(sorted(_runtimes))

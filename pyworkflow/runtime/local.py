@@ -27,7 +27,6 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,24 +36,21 @@ from loguru import logger
 
 from pyworkflow.context.local import LocalContext
 from pyworkflow.context.runner import run_workflow_function
-from pyworkflow.core.exceptions import WorkflowNotFoundError
-from pyworkflow.engine import events as ev
-from pyworkflow.engine.outcome import Completed, Failed, Interrupted, Outcome, Suspended
-from pyworkflow.engine.state import RunState
+from pyworkflow.engine.outcome import Completed, Failed, Suspended
 from pyworkflow.runtime.activator import (
-    activate,
     deadline_of,
     max_duration_text,
     registered_workflow,
 )
 from pyworkflow.runtime.base import Runtime
+from pyworkflow.runtime.driver import create_run, drive, new_run_record, resume_run
 from pyworkflow.runtime.factory import register_runtime
-from pyworkflow.runtime.lease import LEASE_SECONDS, acquire, new_owner
+from pyworkflow.runtime.lease import new_owner
 from pyworkflow.scheduler.timers import TimerService
 from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
-from pyworkflow.storage.base import CommitBatch, RunUpdate, StorageBackend
-from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer, WorkflowRun
+from pyworkflow.storage.base import CommitBatch, StorageBackend
+from pyworkflow.storage.schemas import RunStatus, Timer, WorkflowRun
 
 _services: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, TimerService]] = (
     weakref.WeakKeyDictionary()
@@ -77,6 +73,16 @@ def timer_service(storage: StorageBackend) -> TimerService:
     return service
 
 
+def _notify(storage: StorageBackend) -> Callable[[Suspended], None]:
+    """After a suspension on a timer, make the timer service look again."""
+
+    def hook(outcome: Suspended) -> None:
+        if outcome.resume_at is not None:
+            timer_service(storage).notify()
+
+    return hook
+
+
 async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
     try:
         await LocalRuntime().resume_workflow(run_id, storage)
@@ -86,7 +92,13 @@ async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
 
 
 class LocalRuntime(Runtime):
-    """In-process runtime (the embedded default)."""
+    """In-process runtime (the embedded default).
+
+    Example:
+        >>> rt = LocalRuntime()
+        >>> rt.name, rt.supports_durable
+        ('local', True)
+    """
 
     @property
     def name(self) -> str:
@@ -113,38 +125,17 @@ class LocalRuntime(Runtime):
             await self._run_transient(workflow_func, args, kwargs, run_id, workflow_name)
             return run_id
         meta = registered_workflow(workflow_name)
-        now = datetime.now(UTC)
-        run = WorkflowRun(
-            run_id=run_id,
-            workflow_name=workflow_name,
-            status=RunStatus.RUNNING,
-            created_at=now,
-            updated_at=now,
-            started_at=now,
-            input_args=serialize_args(*args),
-            input_kwargs=serialize_kwargs(**kwargs),
+        run = new_run_record(
+            run_id,
+            workflow_name,
+            serialize_args(*args),
+            serialize_kwargs(**kwargs),
             idempotency_key=idempotency_key,
             max_duration=max_duration or max_duration_text(meta),
         )
-        started = ev.create_workflow_started_event(
-            run_id, workflow_name, run.input_args, run.input_kwargs, metadata
-        )
-        deadline = deadline_of(run)
         owner = new_owner()
-        await storage.commit(
-            CommitBatch(
-                run_id=run_id,
-                events=[started],
-                expected_sequence=-1,
-                create_run=run,
-                lease_owner=owner,
-                lease_seconds=LEASE_SECONDS,
-                timers_upsert=[Timer(run_id, "deadline", "max_duration", deadline)]
-                if deadline
-                else [],
-            )
-        )
-        outcome = await self._drive(storage, run, RunState.from_events(run_id, [started]), owner)
+        state = await create_run(storage, run, owner, metadata)
+        outcome = await drive(storage, run, state, owner, on_suspend=_notify(storage))
         if isinstance(outcome, Failed):
             raise outcome.error
         return run_id
@@ -154,19 +145,13 @@ class LocalRuntime(Runtime):
 
         A run already being advanced elsewhere is left to that activation (None).
         """
-        run = await storage.get_run(run_id)
-        if run is None:
-            raise WorkflowNotFoundError(run_id)
-        if run.status in TERMINAL_STATUSES:
-            if run.status is RunStatus.COMPLETED and run.result is not None:
-                return deserialize(run.result)
+        outcome = await resume_run(storage, run_id, on_suspend=_notify(storage))
+        if isinstance(outcome, WorkflowRun):
+            if outcome.status is RunStatus.COMPLETED and outcome.result is not None:
+                return deserialize(outcome.result)
             return None
-        registered_workflow(run.workflow_name)
-        owner = new_owner()
-        if not await acquire(storage, run_id, owner):
+        if outcome is None:
             logger.debug("Run {} is being advanced by another activation", run_id)
-            return None
-        outcome = await self._drive(storage, run, None, owner, mark_running=True)
         if isinstance(outcome, Failed):
             raise outcome.error
         return outcome.result if isinstance(outcome, Completed) else None
@@ -183,42 +168,6 @@ class LocalRuntime(Runtime):
     async def schedule_resume(self, run_id: str, storage: StorageBackend) -> None:
         """Resume the run now, inline."""
         await self.resume_workflow(run_id, storage)
-
-    async def _drive(
-        self,
-        storage: StorageBackend,
-        run: WorkflowRun,
-        state: RunState | None,
-        owner: str,
-        mark_running: bool = False,
-    ) -> Outcome:
-        """Activate while the run has events this process has not acted on yet."""
-        while True:
-            try:
-                if mark_running:
-                    await storage.commit(
-                        CommitBatch(run_id=run.run_id, run_update=RunUpdate(RunStatus.RUNNING))
-                    )
-                outcome, act = await activate(storage, run, state, owner)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(storage.release_run_lease(run.run_id, owner))
-                raise
-            if isinstance(outcome, Interrupted):
-                raise outcome.error
-            if not isinstance(outcome, Suspended):
-                return outcome
-            if outcome.resume_at is not None:
-                timer_service(storage).notify()
-            # An event appended while we held the lease (a hook, a cancellation) found
-            # the lease taken and left the run to us: look for it after releasing.
-            latest = await storage.get_latest_event(run.run_id)
-            if latest is None or (latest.sequence or 0) <= act.state.last_sequence:
-                return outcome
-            owner = new_owner()
-            if not await acquire(storage, run.run_id, owner):
-                return outcome
-            state, mark_running = None, True
 
     async def _run_transient(
         self,

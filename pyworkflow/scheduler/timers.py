@@ -147,5 +147,8 @@ class TimerService:
                 logger.opt(exception=error).error("Timer service error: {}", error)
                 delay = self.poll_interval
             if delay > 0:
+                # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation
+                # that races the wake-up, and the loop would never stop at shutdown.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await self._wake.wait()

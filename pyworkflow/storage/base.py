@@ -150,7 +150,17 @@ class RunLease:
 
 
 class StorageBackend(ABC):
-    """Abstract storage. Every method is async."""
+    """Abstract storage. Every method is async.
+
+    Example:
+        >>> import asyncio
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> async def main(store: StorageBackend):
+        ...     await store.create_run(WorkflowRun("run_1", "order", RunStatus.PENDING))
+        ...     return (await store.get_run("run_1")).status.value
+        >>> asyncio.run(main(InMemoryStorageBackend()))
+        'pending'
+    """
 
     # ------------------------------------------------------------------ lifecycle
 

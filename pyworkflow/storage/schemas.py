@@ -34,7 +34,12 @@ def _iso(value: datetime | None) -> str | None:
 
 
 class RunStatus(str, Enum):
-    """Lifecycle of a run. Terminal: COMPLETED, FAILED, CANCELLED, CONTINUED_AS_NEW."""
+    """Lifecycle of a run. Terminal: COMPLETED, FAILED, CANCELLED, CONTINUED_AS_NEW.
+
+    Example:
+        >>> RunStatus("completed") is RunStatus.COMPLETED, RunStatus.SUSPENDED.value
+        (True, 'suspended')
+    """
 
     PENDING = "pending"
     RUNNING = "running"

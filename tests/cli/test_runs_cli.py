@@ -16,19 +16,18 @@ from pyworkflow.cli import main
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
 
-@step
-async def cli_double(x: int) -> int:
-    return 2 * x
-
-
-@workflow(name="cli_wf")
-async def cli_wf(x: int) -> int:
-    return await cli_double(x)
-
-
 @pytest.fixture
 def db_with_run(tmp_path: Path) -> tuple[str, str]:
     db = str(tmp_path / "cli.db")
+
+    # Defined here, not at import: other tests clear the global registry.
+    @step(name="cli_double")
+    async def cli_double(x: int) -> int:
+        return 2 * x
+
+    @workflow(name="cli_wf")
+    async def cli_wf(x: int) -> int:
+        return await cli_double(x)
 
     async def setup() -> str:
         store = SQLiteStorageBackend(db)

@@ -3,28 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
-from pyworkflow.core.registry import _registry
 from pyworkflow.runtime.local import _services
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.file import FileStorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
-
-
-@pytest.fixture(autouse=True)
-def isolated_registry() -> Iterator[None]:
-    """Workflows defined inside a test disappear after it (names can be reused)."""
-    workflows = dict(_registry._workflows)
-    steps = dict(_registry._steps)
-    yield
-    _registry._workflows.clear()
-    _registry._workflows.update(workflows)
-    _registry._steps.clear()
-    _registry._steps.update(steps)
 
 
 @pytest.fixture(params=["memory", "file", "sqlite", "postgres"])

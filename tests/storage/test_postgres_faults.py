@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import pytest
 
 from pyworkflow.engine.events import Event, EventType

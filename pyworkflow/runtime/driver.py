@@ -1,0 +1,172 @@
+"""Drive stored runs: create them, activate them, resume them — for every runtime.
+
+The local runtime calls these with inline steps; distributed workers call them in
+dispatch mode and receive the step commands to send once the activation that
+produced them has committed.
+
+Example:
+    >>> import asyncio
+    >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+    >>> asyncio.run(resume_run(InMemoryStorageBackend(), "run_unknown"))
+    Traceback (most recent call last):
+    ...
+    pyworkflow.core.exceptions.WorkflowNotFoundError: Workflow run not found: run_unknown
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pyworkflow.core.exceptions import WorkflowNotFoundError
+from pyworkflow.engine import events as ev
+from pyworkflow.engine.dispatch import StepCommand
+from pyworkflow.engine.outcome import Interrupted, Outcome, Suspended
+from pyworkflow.engine.state import RunState
+from pyworkflow.runtime.activator import activate, deadline_of, registered_workflow
+from pyworkflow.runtime.lease import LEASE_SECONDS, acquire, new_owner
+from pyworkflow.storage.base import CommitBatch, RunUpdate, StorageBackend
+from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer, WorkflowRun
+
+CommandSink = Callable[[list[StepCommand]], Awaitable[None]]
+SuspendHook = Callable[[Suspended], None]
+
+
+async def create_run(
+    storage: StorageBackend,
+    run: WorkflowRun,
+    owner: str,
+    metadata: dict[str, Any] | None = None,
+) -> RunState:
+    """Insert ``run`` (RUNNING, leased to ``owner``) with ``workflow.started`` and its
+    deadline timer, in one commit; returns the replay state of the new log."""
+    started = ev.create_workflow_started_event(
+        run.run_id, run.workflow_name, run.input_args, run.input_kwargs, metadata
+    )
+    deadline = deadline_of(run)
+    await storage.commit(
+        CommitBatch(
+            run_id=run.run_id,
+            events=[started],
+            expected_sequence=-1,
+            create_run=run,
+            lease_owner=owner,
+            lease_seconds=LEASE_SECONDS,
+            timers_upsert=[Timer(run.run_id, "deadline", "max_duration", deadline)]
+            if deadline
+            else [],
+        )
+    )
+    return RunState.from_events(run.run_id, [started])
+
+
+def new_run_record(
+    run_id: str,
+    workflow_name: str,
+    args_json: str,
+    kwargs_json: str,
+    *,
+    idempotency_key: str | None = None,
+    max_duration: str | None = None,
+) -> WorkflowRun:
+    """A RUNNING run record started now."""
+    now = datetime.now(UTC)
+    return WorkflowRun(
+        run_id=run_id,
+        workflow_name=workflow_name,
+        status=RunStatus.RUNNING,
+        created_at=now,
+        updated_at=now,
+        started_at=now,
+        input_args=args_json,
+        input_kwargs=kwargs_json,
+        idempotency_key=idempotency_key,
+        max_duration=max_duration,
+    )
+
+
+async def drive(
+    storage: StorageBackend,
+    run: WorkflowRun,
+    state: RunState | None,
+    owner: str,
+    *,
+    mark_running: bool = False,
+    dispatch: bool = False,
+    runtime_name: str = "local",
+    send: CommandSink | None = None,
+    on_suspend: SuspendHook | None = None,
+) -> Outcome:
+    """Activate ``run`` (lease held by ``owner``) until no unseen event is left.
+
+    In dispatch mode the step commands of each activation go to ``send`` after the
+    activation's commit recorded them. A storage failure re-raises the storage's own
+    error (the run stays resumable).
+    """
+    while True:
+        try:
+            if mark_running:
+                await storage.commit(
+                    CommitBatch(run_id=run.run_id, run_update=RunUpdate(RunStatus.RUNNING))
+                )
+            outcome, act = await activate(storage, run, state, owner, runtime_name, dispatch)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(storage.release_run_lease(run.run_id, owner))
+            raise
+        if isinstance(outcome, Interrupted):
+            raise outcome.error
+        if not isinstance(outcome, Suspended):
+            return outcome
+        if act.commands and send is not None:
+            await send(list(act.commands))
+        if on_suspend is not None:
+            on_suspend(outcome)
+        # An event appended while we held the lease (a step result, a hook) found the
+        # lease taken and left the run to us: look for it after releasing.
+        latest = await storage.get_latest_event(run.run_id)
+        if latest is None or (latest.sequence or 0) <= act.state.last_sequence:
+            return outcome
+        owner = new_owner()
+        if not await acquire(storage, run.run_id, owner):
+            return outcome
+        state, mark_running = None, True
+
+
+async def resume_run(
+    storage: StorageBackend,
+    run_id: str,
+    *,
+    dispatch: bool = False,
+    runtime_name: str = "local",
+    send: CommandSink | None = None,
+    on_suspend: SuspendHook | None = None,
+) -> Outcome | WorkflowRun | None:
+    """Advance a stored run now.
+
+    Returns the outcome of the activation; the run record itself when it had already
+    ended; None when another activation holds it (that one will see what is new).
+    """
+    run = await storage.get_run(run_id)
+    if run is None:
+        raise WorkflowNotFoundError(run_id)
+    if run.status in TERMINAL_STATUSES:
+        return run
+    registered_workflow(run.workflow_name)
+    owner = new_owner()
+    if not await acquire(storage, run_id, owner):
+        return None
+    return await drive(
+        storage,
+        run,
+        None,
+        owner,
+        mark_running=True,
+        dispatch=dispatch,
+        runtime_name=runtime_name,
+        send=send,
+        on_suspend=on_suspend,
+    )

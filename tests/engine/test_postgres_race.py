@@ -1,0 +1,191 @@
+"""Eight processes append to and resume the same 200 runs on one PostgreSQL database.
+
+Each process starts 25 of the runs (they suspend on a one-second sleep) and waits for
+the others. When the sleeps fall due, all eight go over all 200 runs in the same order,
+so that they arrive at each run together: each appends a marker event to the run and
+resumes it. The lease lets one of them advance the run while the markers of the
+others land in the middle of its activation, whose commits then conflict and retry.
+Afterwards every event log must be gap-free and duplicate-free, every run completed
+exactly once, and every step body run once.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pyworkflow import sleep, step, workflow
+from pyworkflow.engine.events import dedup_key
+from pyworkflow.serialization.decoder import deserialize
+from pyworkflow.storage.postgres import PostgresStorageBackend
+from pyworkflow.storage.schemas import RunStatus
+from tests.support import eventually
+
+ROOT = Path(__file__).resolve().parents[2]
+PROCESSES = 8
+RUNS = 200
+
+
+def bump(name: str) -> None:
+    """Count a step body execution (one file per process: appends never interleave)."""
+    with open(Path(os.environ["PG_RACE_DIR"], f"counters-{os.getpid()}.log"), "a") as f:
+        f.write(name + "\n")
+
+
+@step(name="pg_race_charge")
+async def charge(i: int) -> int:
+    bump(f"charge:{i}")
+    return i
+
+
+@step(name="pg_race_ship")
+async def ship(i: int) -> int:
+    bump(f"ship:{i}")
+    return 2 * i
+
+
+@workflow(name="pg_race", durable=True)
+async def pg_race(i: int) -> int:
+    await sleep(1.0)
+    return await charge(i) + await ship(i)
+
+
+CHILD = """
+import asyncio, json, sys, time
+from pathlib import Path
+
+from pyworkflow import resume, start
+from pyworkflow.engine.events import Event, EventType
+from pyworkflow.runtime import timer_service
+from pyworkflow.storage.postgres import PostgresStorageBackend
+from pyworkflow.storage.schemas import TERMINAL_STATUSES
+from tests.engine.test_postgres_race import PROCESSES, RUNS, pg_race
+
+dsn, slot, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
+
+
+async def main() -> None:
+    storage = PostgresStorageBackend(dsn=dsn, max_pool_size=4)
+    await storage.connect()
+    mine = [i for i in range(RUNS) if i % PROCESSES == slot]
+    for i in mine:
+        run_id = await start(pg_race, i, storage=storage, idempotency_key=f"order-{i}")
+        (folder / f"run-{i}").write_text(run_id)
+        # Only the explicit resumes below advance runs: no timer service fires early.
+        await timer_service(storage).stop()
+    (folder / f"ready-{slot}").touch()
+    while not (folder / "go").exists():
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(max(0.0, float((folder / "go").read_text()) - time.time()))
+    started = time.perf_counter()
+    run_ids = [(folder / f"run-{i}").read_text() for i in range(RUNS)]
+    errors, results = [], 0
+    for run_id in run_ids:
+        marker = Event(run_id=run_id, type=EventType.WORKFLOW_RESUMED, data={"by": slot})
+        await storage.record_event(marker)
+        try:
+            results += await resume(run_id, storage=storage) is not None
+        except Exception as error:
+            errors.append(repr(error))
+    # Runs another process was advancing when we came by: wait for them to finish.
+    for run_id in run_ids:
+        while (await storage.get_run(run_id)).status not in TERMINAL_STATUSES:
+            await asyncio.sleep(0.01)
+    seconds = time.perf_counter() - started
+    await timer_service(storage).stop()
+    await storage.disconnect()
+    print(json.dumps({"errors": errors, "results": results, "seconds": seconds}))
+
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_eight_processes_share_two_hundred_runs(pg_dsn: str, tmp_path: Path) -> None:
+    env = dict(os.environ, PG_RACE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, pg_dsn, str(slot), str(tmp_path)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for slot in range(PROCESSES)
+    ]
+
+    def ready() -> bool:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"a child exited early: {proc.communicate()[1]}")
+        return all((tmp_path / f"ready-{slot}").exists() for slot in range(PROCESSES))
+
+    await eventually(ready, timeout=60, message="children never got ready")
+    storage = PostgresStorageBackend(dsn=pg_dsn)
+    await storage.connect()
+    timers = await storage.list_timers()
+    assert len(timers) == RUNS  # every run asleep, none fired yet
+    # Go once the last sleep is due (epoch seconds), so every resume finds work to do.
+    (tmp_path / "go").write_text(str(max(t.fire_at for t in timers).timestamp()))
+    started = time.perf_counter()
+    outputs = [proc.communicate(timeout=90) for proc in procs]
+    elapsed = time.perf_counter() - started
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert [r["errors"] for r in reports] == [[]] * PROCESSES
+
+    try:
+        total_events = await _check_every_run(storage, tmp_path)
+        assert await storage.list_timers() == []
+        assert await storage.list_stale_runs(now=_far_future()) == []
+    finally:
+        await storage.disconnect()
+
+    counters = collections.Counter(
+        line for log in tmp_path.glob("counters-*.log") for line in log.read_text().split()
+    )
+    expected = {f"{name}:{i}" for name in ("charge", "ship") for i in range(RUNS)}
+    assert set(counters) == expected
+    assert set(counters.values()) == {1}  # every step body ran exactly once
+    print(
+        f"\n{PROCESSES} processes x {RUNS} runs: {total_events} events, "
+        f"{sum(r['results'] for r in reports)} resumes returned a result, "
+        f"race {elapsed:.2f}s (slowest process {max(r['seconds'] for r in reports):.2f}s)"
+    )
+
+
+async def _check_every_run(storage: PostgresStorageBackend, folder: Path) -> int:
+    total = 0
+    for i in range(RUNS):
+        run_id = (folder / f"run-{i}").read_text()
+        run = await storage.get_run(run_id)
+        assert run is not None and run.status is RunStatus.COMPLETED, run
+        assert run.result is not None and deserialize(run.result) == 3 * i
+        assert await storage.get_run_lease(run_id) is None
+        events = await storage.get_events(run_id)
+        total += len(events)
+        assert [e.sequence for e in events] == list(range(len(events)))  # gap-free
+        keys = [k for k in map(dedup_key, events) if k is not None]
+        assert len(keys) == len(set(keys)), keys  # duplicate-free
+        kinds = collections.Counter(e.type.value for e in events)
+        assert kinds["workflow.started"] == 1 and kinds["workflow.completed"] == 1
+        assert kinds["sleep.completed"] == 1 and kinds["step.completed"] == 2
+        markers = sorted(e.data["by"] for e in events if e.type.value == "workflow.resumed")
+        assert markers == list(range(PROCESSES))  # every process appended once
+    return total
+
+
+def _far_future():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime, timedelta
+
+    return datetime.now(UTC) + timedelta(days=1)
