@@ -21,14 +21,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from pyworkflow.core.exceptions import WorkflowNotFoundError
+from pyworkflow.core.exceptions import WorkflowError, WorkflowNotFoundError
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.dispatch import StepCommand
-from pyworkflow.engine.outcome import Interrupted, Outcome, Suspended
+from pyworkflow.engine.outcome import Failed, Interrupted, Outcome, Suspended
 from pyworkflow.engine.state import RunState
 from pyworkflow.runtime.activator import activate, deadline_of, registered_workflow
-from pyworkflow.runtime.lease import LEASE_SECONDS, acquire, new_owner
-from pyworkflow.storage.base import CommitBatch, RunUpdate, StorageBackend
+from pyworkflow.runtime.lease import LEASE_SECONDS, acquire, new_owner, owner_is_dead
+from pyworkflow.storage.base import CommitBatch, RunLease, RunUpdate, StorageBackend
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer, WorkflowRun
 
 CommandSink = Callable[[list[StepCommand]], Awaitable[None]]
@@ -71,6 +71,8 @@ def new_run_record(
     *,
     idempotency_key: str | None = None,
     max_duration: str | None = None,
+    recover_on_worker_loss: bool = True,
+    max_recovery_attempts: int = 3,
 ) -> WorkflowRun:
     """A RUNNING run record started now."""
     now = datetime.now(UTC)
@@ -85,6 +87,8 @@ def new_run_record(
         input_kwargs=kwargs_json,
         idempotency_key=idempotency_key,
         max_duration=max_duration,
+        recover_on_worker_loss=recover_on_worker_loss,
+        max_recovery_attempts=max_recovery_attempts,
     )
 
 
@@ -144,11 +148,14 @@ async def resume_run(
     runtime_name: str = "local",
     send: CommandSink | None = None,
     on_suspend: SuspendHook | None = None,
+    recovery: bool = False,
 ) -> Outcome | WorkflowRun | None:
     """Advance a stored run now.
 
     Returns the outcome of the activation; the run record itself when it had already
     ended; None when another activation holds it (that one will see what is new).
+    With ``recovery``, a run whose previous activation died holding the lease is
+    handled per its worker-loss settings first (see :func:`recover_lost_run`).
     """
     run = await storage.get_run(run_id)
     if run is None:
@@ -156,9 +163,14 @@ async def resume_run(
     if run.status in TERMINAL_STATUSES:
         return run
     registered_workflow(run.workflow_name)
+    lost = await _lost_lease(storage, run) if recovery else None
     owner = new_owner()
     if not await acquire(storage, run_id, owner):
         return None
+    if lost is not None:
+        failed = await recover_lost_run(storage, run, owner, lost)
+        if failed is not None:
+            return failed
     return await drive(
         storage,
         run,
@@ -170,3 +182,60 @@ async def resume_run(
         send=send,
         on_suspend=on_suspend,
     )
+
+
+async def _lost_lease(storage: StorageBackend, run: WorkflowRun) -> RunLease | None:
+    """The lease a dead activation left on a running run, if that is what happened.
+
+    A lease released on purpose (e.g. after a storage outage) is no worker loss."""
+    if run.status not in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        return None
+    lease = await storage.get_run_lease(run.run_id)
+    if lease is None:
+        return None
+    if lease.expires_at <= datetime.now(UTC) or owner_is_dead(lease.owner):
+        return lease
+    return None
+
+
+async def recover_lost_run(
+    storage: StorageBackend, run: WorkflowRun, owner: str, lost: RunLease
+) -> Failed | None:
+    """Worker-loss recovery (API.md §5.5), with the lease held by ``owner``.
+
+    Recovery disabled, or attempts exhausted: the run fails (returned). Otherwise
+    ``workflow.interrupted`` is recorded, ``recovery_attempts`` bumped, and None is
+    returned so the caller replays and continues the run.
+    """
+    attempt = run.recovery_attempts + 1
+    reason = None
+    if not run.recover_on_worker_loss:
+        reason = "Worker lost and recovery is disabled"
+    elif attempt > run.max_recovery_attempts:
+        reason = f"Exceeded max recovery attempts ({run.max_recovery_attempts})"
+    if reason is not None:
+        error = WorkflowError(reason)
+        failed = ev.create_workflow_failed_event(run.run_id, reason, "WorkerLostError")
+        update = RunUpdate(
+            RunStatus.FAILED, error=reason, completed_at=datetime.now(UTC), release_lease=owner
+        )
+        await storage.commit(
+            CommitBatch(run_id=run.run_id, events=[failed], run_update=update, clear_timers=True)
+        )
+        return Failed(error)
+    # The counter first: a crash right after it over-counts, never under-counts.
+    await storage.update_run_recovery_attempts(run.run_id, attempt)
+    latest = await storage.get_latest_event(run.run_id)
+    interrupted = ev.create_workflow_interrupted_event(
+        run.run_id,
+        "worker_lost",
+        worker_id=lost.owner,
+        last_event_sequence=latest.sequence if latest else None,
+        recovery_attempt=attempt,
+    )
+    await storage.commit(
+        CommitBatch(
+            run_id=run.run_id, events=[interrupted], run_update=RunUpdate(RunStatus.INTERRUPTED)
+        )
+    )
+    return None
