@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -256,3 +257,20 @@ async def test_thousand_step_workflow(store: StorageBackend) -> None:
 
     run_id = await start(long_haul, durable=True, storage=store)
     assert await get_workflow_result(run_id, storage=store) == 1000
+
+
+async def test_corrupt_sqlite_file_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:
+    from pyworkflow import SQLiteStorageBackend
+    from pyworkflow.storage.base import CorruptStorageError
+
+    @workflow(name="never_runs")
+    async def never_runs() -> None:
+        return None
+
+    db = tmp_path / "broken.db"
+    garbage = bytes(range(256)) * 16
+    db.write_bytes(garbage)
+    with pytest.raises(CorruptStorageError, match=r"broken\.db") as info:
+        await start(never_runs, durable=True, storage=SQLiteStorageBackend(str(db)))
+    assert "backup" in str(info.value)
+    assert db.read_bytes() == garbage
