@@ -17,18 +17,17 @@ Example:
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
 
-from pyworkflow.core.exceptions import CancellationError, FatalError
+from pyworkflow.core.exceptions import FatalError
 from pyworkflow.core.registry import get_step
 from pyworkflow.engine.dispatch import StepCommand
-from pyworkflow.engine.step_call import StepCall, invoke
-from pyworkflow.engine.step_outcomes import attempt_outcome
+from pyworkflow.engine.step_call import StepCall
+from pyworkflow.engine.step_outcomes import run_attempt
 from pyworkflow.serialization.decoder import deserialize_args, deserialize_kwargs
 from pyworkflow.storage.base import CommitBatch, DuplicateEventError, StorageBackend
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, make_timer_id
@@ -93,17 +92,7 @@ async def execute_step_command(
     if await already_recorded(storage, cmd):
         return True
     call = step_call_for(cmd)
-    error: Exception | None = None
-    result: Any = None
-    try:
-        result = await invoke(call)
-    except (CancellationError, asyncio.CancelledError):
-        raise
-    except Exception as problem:
-        error = problem
-    outcome = attempt_outcome(
-        cmd.run_id, call, cmd.step_id, cmd.attempt, clock(), result=result, error=error
-    )
+    outcome, _ = await run_attempt(cmd.run_id, call, cmd.step_id, cmd.attempt, clock)
     batch = CommitBatch(
         run_id=cmd.run_id,
         events=outcome.events,

@@ -20,14 +20,16 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import traceback as tb
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from pyworkflow.core.exceptions import FatalError, SerializationError
+from pyworkflow.core.exceptions import CancellationError, FatalError, SerializationError
 from pyworkflow.engine import events as ev
-from pyworkflow.engine.step_call import StepCall, exhausted_error, retry_delay_for
+from pyworkflow.engine.step_call import StepCall, exhausted_error, invoke, retry_delay_for
 from pyworkflow.serialization.encoder import serialize
 from pyworkflow.storage.schemas import Timer
 from pyworkflow.utils.retry import describe_retry_delay
@@ -110,6 +112,21 @@ def _retry(
 
 
 _NOTHING = object()
+
+
+async def run_attempt(
+    run_id: str, call: StepCall, step_id: str, attempt: int, now: Callable[[], datetime]
+) -> tuple[AttemptOutcome, Exception | None]:
+    """Run one attempt of ``call`` and classify it; cancellation passes through.
+
+    Returns the outcome to record and the exception the body raised (if any)."""
+    try:
+        result = await invoke(call)
+    except (CancellationError, asyncio.CancelledError):
+        raise
+    except Exception as error:
+        return attempt_outcome(run_id, call, step_id, attempt, now(), error=error), error
+    return attempt_outcome(run_id, call, step_id, attempt, now(), result=result), None
 
 
 def attempt_outcome(

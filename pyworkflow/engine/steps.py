@@ -24,7 +24,7 @@ from typing import Any
 
 from loguru import logger
 
-from pyworkflow.core.exceptions import CancellationError, FatalError, SuspensionSignal
+from pyworkflow.core.exceptions import FatalError, SuspensionSignal
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation
 from pyworkflow.engine.dispatch import StepCommand, redispatch_at
@@ -36,7 +36,7 @@ from pyworkflow.engine.step_call import (
     replay_failure,
     retry_delay_for,
 )
-from pyworkflow.engine.step_outcomes import AttemptOutcome, attempt_outcome
+from pyworkflow.engine.step_outcomes import AttemptOutcome, run_attempt
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.schemas import Timer, make_timer_id
 
@@ -130,17 +130,7 @@ class InlineStep:
 
     async def _attempt(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> Any:
         act, call = self.act, self.call
-        error: Exception | None = None
-        result: Any = None
-        try:
-            result = await invoke(call)
-        except (CancellationError, asyncio.CancelledError):
-            raise
-        except Exception as problem:
-            error = problem
-        outcome = attempt_outcome(
-            act.run_id, call, self.step_id, attempt, act.now(), result=result, error=error
-        )
+        outcome, error = await run_attempt(act.run_id, call, self.step_id, attempt, act.now)
         await act.commit(
             [started, *outcome.events],
             timers_upsert=[outcome.timer] if outcome.timer else [],

@@ -95,8 +95,15 @@ async def main() -> None:
         except Exception as error:
             errors.append(repr(error))
     # Runs another process was advancing when we came by: wait for them to finish.
+    deadline = time.monotonic() + 20
     for run_id in run_ids:
-        while (await storage.get_run(run_id)).status not in TERMINAL_STATUSES:
+        while (run := await storage.get_run(run_id)).status not in TERMINAL_STATUSES:
+            if time.monotonic() > deadline:
+                lease = await storage.get_run_lease(run_id)
+                kinds = [(e.sequence, e.type.value, e.data.get("by")) for e in await storage.get_events(run_id)]
+                timers = await storage.list_timers(run_id)
+                errors.append(f"STUCK {run_id} {run.status} {lease} {kinds} {timers}")
+                break
             await asyncio.sleep(0.01)
     seconds = time.perf_counter() - started
     await timer_service(storage).stop()
