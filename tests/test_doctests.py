@@ -34,7 +34,5 @@ def test_public_names_have_docstring_examples() -> None:
         and ">>>" not in (getattr(pyworkflow, name).__doc__ or "")
         and "::" not in (getattr(pyworkflow, name).__doc__ or "")
     ]
-    # Grows smaller over time; a new public name must come with an example.
-    # The last 6 are the schedule/run records of storage/schemas.py, which sits at the
-    # 500-line ceiling: they get examples once that module is split. Then: == [].
-    assert len(missing) <= 6, missing
+    # A new public name must come with an example.
+    assert missing == []
