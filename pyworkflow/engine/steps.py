@@ -41,7 +41,7 @@ from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.schemas import Timer, make_timer_id
 
 __all__ = [
-    "InlineStep",
+    "DurableStep",
     "StepCall",
     "exhausted_error",
     "invoke",
@@ -51,8 +51,9 @@ __all__ = [
 ]
 
 
-class InlineStep:
-    """One durable step call executed in this process."""
+class DurableStep:
+    """One durable step call: run here (inline mode) or sent to a step worker
+    (dispatch mode, when the activation collects commands)."""
 
     def __init__(self, act: Activation, call: StepCall) -> None:
         self.act = act
@@ -80,6 +81,8 @@ class InlineStep:
                 act.buffer(timers_upsert=[Timer(act.run_id, "retry", step_id, resume_at)])
                 raise SuspensionSignal(f"retry:{step_id}", resume_at=resume_at, step_id=step_id)
             timers_delete.append(make_timer_id(act.run_id, "retry", step_id))
+        if act.commands is not None:
+            self._wait_for_dispatched(attempt)
         act.validate_event_limits()
         started = ev.create_step_started_event(
             act.run_id, step_id, self.call.name, self.args_json, self.kwargs_json, attempt
@@ -93,20 +96,25 @@ class InlineStep:
         finally:
             done.set_result(None)
 
+    def _wait_for_dispatched(self, attempt: int) -> None:
+        """Dispatch mode: an attempt already sent, whose watchdog is not due, is in
+        flight; keep waiting for its outcome (re-arming the watchdog resets a stale
+        claim)."""
+        act, step_id = self.act, self.step_id
+        prior = act.state.step_dispatch.get(step_id)
+        if prior is not None and prior[0] == attempt and prior[2] > act.now():
+            act.buffer(timers_upsert=[Timer(act.run_id, "step", step_id, prior[2])])
+            raise SuspensionSignal(f"step_dispatch:{step_id}", resume_at=prior[2])
+
     def _dispatch(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> None:
         """Dispatch mode: record the attempt as sent, queue its command, suspend.
 
-        An attempt already dispatched is only sent again once its watchdog is due
-        (the message or the step worker was lost)."""
+        An attempt is sent again only once its watchdog is due (the message or the
+        step worker was lost)."""
         act, step_id, now = self.act, self.step_id, self.act.now()
         assert act.commands is not None
         prior = act.state.step_dispatch.get(step_id)
-        number = 1
-        if prior is not None and prior[0] == attempt:
-            if prior[2] > now:
-                act.buffer(timers_upsert=[Timer(act.run_id, "step", step_id, prior[2])])
-                raise SuspensionSignal(f"step_dispatch:{step_id}", resume_at=prior[2])
-            number = prior[1] + 1
+        number = prior[1] + 1 if prior is not None and prior[0] == attempt else 1
         watchdog = redispatch_at(self.call, now)
         started.data.update(dispatch=number, redispatch_at=watchdog.isoformat())
         act.buffer(

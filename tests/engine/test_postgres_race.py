@@ -1,7 +1,7 @@
 """Eight processes append to and resume the same 200 runs on one PostgreSQL database.
 
-Each process starts 25 of the runs (they suspend on a one-second sleep) and waits for
-the others. When the sleeps fall due, all eight go over all 200 runs in the same order,
+The test starts the runs (they suspend on a one-second sleep) and stops its timer
+service. When the sleeps fall due, all eight processes go over all 200 runs in the same order,
 so that they arrive at each run together: each appends a marker event to the run and
 resumes it. The lease lets one of them advance the run while the markers of the
 others land in the middle of its activation, whose commits then conflict and retry.
@@ -11,6 +11,7 @@ exactly once, and every step body run once.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import json
 import os
@@ -21,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from pyworkflow import sleep, step, workflow
+from pyworkflow import sleep, start, step, workflow
 from pyworkflow.engine.events import dedup_key
+from pyworkflow.runtime import timer_service
 from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.storage.postgres import PostgresStorageBackend
 from pyworkflow.storage.schemas import RunStatus
@@ -61,11 +63,10 @@ CHILD = """
 import asyncio, json, sys, time
 from pathlib import Path
 
-from pyworkflow import resume, start
+from pyworkflow import resume
 from pyworkflow.engine.events import Event, EventType
-from pyworkflow.runtime import timer_service
 from pyworkflow.storage.postgres import PostgresStorageBackend
-from tests.engine.test_postgres_race import PROCESSES, RUNS, pg_race
+from tests.engine.test_postgres_race import RUNS
 
 dsn, slot, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 
@@ -73,12 +74,6 @@ dsn, slot, folder = sys.argv[1], int(sys.argv[2]), Path(sys.argv[3])
 async def main() -> None:
     storage = PostgresStorageBackend(dsn=dsn, max_pool_size=4)
     await storage.connect()
-    mine = [i for i in range(RUNS) if i % PROCESSES == slot]
-    for i in mine:
-        run_id = await start(pg_race, i, storage=storage, idempotency_key=f"order-{i}")
-        (folder / f"run-{i}").write_text(run_id)
-        # Only the explicit resumes below advance runs: no timer service fires early.
-        await timer_service(storage).stop()
     (folder / f"ready-{slot}").touch()
     while not (folder / "go").exists():
         await asyncio.sleep(0.005)
@@ -103,7 +98,6 @@ async def main() -> None:
                 break
             await asyncio.sleep(0.01)
     seconds = time.perf_counter() - started
-    await timer_service(storage).stop()
     await storage.disconnect()
     print(json.dumps({"errors": errors, "results": results, "seconds": seconds}))
 
@@ -114,8 +108,18 @@ asyncio.run(main())
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_eight_processes_share_two_hundred_runs(pg_dsn: str, tmp_path: Path) -> None:
+async def test_eight_processes_share_two_hundred_runs(
+    pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = dict(os.environ, PG_RACE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    monkeypatch.setenv("PG_RACE_DIR", str(tmp_path))
+    storage = PostgresStorageBackend(dsn=pg_dsn)
+    await storage.connect()
+    run_ids = await asyncio.gather(*(start(pg_race, i, storage=storage) for i in range(RUNS)))
+    # Only the processes' explicit resumes advance the runs: no timer service here.
+    await timer_service(storage).stop()
+    for i, run_id in enumerate(run_ids):
+        (tmp_path / f"run-{i}").write_text(run_id)
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", CHILD, pg_dsn, str(slot), str(tmp_path)],
@@ -135,8 +139,6 @@ async def test_eight_processes_share_two_hundred_runs(pg_dsn: str, tmp_path: Pat
         return all((tmp_path / f"ready-{slot}").exists() for slot in range(PROCESSES))
 
     await eventually(ready, timeout=60, message="children never got ready")
-    storage = PostgresStorageBackend(dsn=pg_dsn)
-    await storage.connect()
     timers = await storage.list_timers()
     assert len(timers) == RUNS  # every run asleep, none fired yet
     # Go once the last sleep is due (epoch seconds), so every resume finds work to do.
