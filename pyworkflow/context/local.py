@@ -25,7 +25,7 @@ from pyworkflow.core.exceptions import CancellationError
 from pyworkflow.engine.activation import Activation, EventLimits
 from pyworkflow.engine.events import Event
 from pyworkflow.engine.state import RunState
-from pyworkflow.engine.steps import InlineStep, StepCall, run_step_transient
+from pyworkflow.engine.steps import DurableStep, StepCall, run_step_transient
 from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.serialization.encoder import serialize
 
@@ -96,7 +96,7 @@ class LocalContext(WorkflowContext):
         """Run an ``@step`` call: recorded inline when durable, else transient."""
         if self._act is None:
             return await run_step_transient(call)
-        return await InlineStep(self._act, call).run()
+        return await DurableStep(self._act, call).run()
 
     async def run(
         self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
