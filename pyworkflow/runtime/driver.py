@@ -137,7 +137,10 @@ async def drive(
         owner = new_owner()
         if not await acquire(storage, run.run_id, owner):
             return outcome
-        state, mark_running = None, True
+        current = await _current_unless_ended(storage, run.run_id, owner)
+        if current is None or current.status in TERMINAL_STATUSES:
+            return outcome
+        run, state, mark_running = current, None, True
 
 
 async def resume_run(
@@ -167,6 +170,12 @@ async def resume_run(
     owner = new_owner()
     if not await acquire(storage, run_id, owner):
         return None
+    # Another activation may have ended the run between our read and our lease; with
+    # the lease held nobody else can, so this read is the one to trust.
+    current = await _current_unless_ended(storage, run_id, owner)
+    if current is None or current.status in TERMINAL_STATUSES:
+        return current
+    run = current
     if lost is not None:
         failed = await recover_lost_run(storage, run, owner, lost)
         if failed is not None:
@@ -182,6 +191,17 @@ async def resume_run(
         send=send,
         on_suspend=on_suspend,
     )
+
+
+async def _current_unless_ended(
+    storage: StorageBackend, run_id: str, owner: str
+) -> WorkflowRun | None:
+    """The run as stored now (we hold its lease); the lease is given back if the run
+    has ended meanwhile, so nothing more is done to it."""
+    run = await storage.get_run(run_id)
+    if run is None or run.status in TERMINAL_STATUSES:
+        await storage.release_run_lease(run_id, owner)
+    return run
 
 
 async def _lost_lease(storage: StorageBackend, run: WorkflowRun) -> RunLease | None:

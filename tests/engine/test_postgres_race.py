@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,46 +112,16 @@ asyncio.run(main())
 async def test_eight_processes_share_two_hundred_runs(
     pg_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    env = dict(os.environ, PG_RACE_DIR=str(tmp_path), PYTHONPATH=str(ROOT))
     monkeypatch.setenv("PG_RACE_DIR", str(tmp_path))
     storage = PostgresStorageBackend(dsn=pg_dsn)
     await storage.connect()
-    run_ids = await asyncio.gather(*(start(pg_race, i, storage=storage) for i in range(RUNS)))
-    # Only the processes' explicit resumes advance the runs: no timer service here.
-    await timer_service(storage).stop()
-    for i, run_id in enumerate(run_ids):
-        (tmp_path / f"run-{i}").write_text(run_id)
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", CHILD, pg_dsn, str(slot), str(tmp_path)],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for slot in range(PROCESSES)
-    ]
-
-    def ready() -> bool:
-        for proc in procs:
-            if proc.poll() is not None:
-                raise AssertionError(f"a child exited early: {proc.communicate()[1]}")
-        return all((tmp_path / f"ready-{slot}").exists() for slot in range(PROCESSES))
-
-    await eventually(ready, timeout=60, message="children never got ready")
-    timers = await storage.list_timers()
-    assert len(timers) == RUNS  # every run asleep, none fired yet
-    # Go once the last sleep is due (epoch seconds), so every resume finds work to do.
-    (tmp_path / "go").write_text(str(max(t.fire_at for t in timers).timestamp()))
-    started = time.perf_counter()
-    outputs = [proc.communicate(timeout=90) for proc in procs]
-    elapsed = time.perf_counter() - started
-    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
-    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
-    assert [r["errors"] for r in reports] == [[]] * PROCESSES
-
     try:
+        run_ids = await asyncio.gather(*(start(pg_race, i, storage=storage) for i in range(RUNS)))
+        # Only the processes' explicit resumes advance the runs: no timer service here.
+        await timer_service(storage).stop()
+        for i, run_id in enumerate(run_ids):
+            (tmp_path / f"run-{i}").write_text(run_id)
+        reports, elapsed = await _race(storage, pg_dsn, tmp_path)
         total_events, disagreeing = await _check_every_run(storage, tmp_path)
         assert await storage.list_timers() == []
     finally:
@@ -167,13 +138,52 @@ async def test_eight_processes_share_two_hundred_runs(
         f"{sum(r['results'] for r in reports)} resumes returned a result, "
         f"race {elapsed:.2f}s (slowest process {max(r['seconds'] for r in reports):.2f}s)"
     )
-    if disagreeing:
-        # Known engine issue (runtime/driver.py): a resumer that read the run before it
-        # ended takes the freed lease, marks the run RUNNING and then aborts on the
-        # terminal event it finds, leaving the row RUNNING. Storage kept every log right
-        # (asserted above). Remove this once the driver re-reads the run after acquiring
-        # the lease.
-        pytest.xfail(f"{len(disagreeing)} run rows say RUNNING after a completed log")
+    # Every run row agrees with its log (a resumer that lost the race to completion
+    # once marked a finished run RUNNING again).
+    assert disagreeing == []
+
+
+async def _race(
+    storage: PostgresStorageBackend, dsn: str, folder: Path
+) -> tuple[list[dict[str, Any]], float]:
+    """Start the processes, let them go when every sleep is due; their reports."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", CHILD, dsn, str(slot), str(folder)],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for slot in range(PROCESSES)
+    ]
+
+    def ready() -> bool:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"a child exited early: {proc.communicate()[1]}")
+        return all((folder / f"ready-{slot}").exists() for slot in range(PROCESSES))
+
+    try:
+        await eventually(ready, timeout=60, message="children never got ready")
+        timers = await storage.list_timers()
+        assert len(timers) == RUNS  # every run asleep, none fired yet
+        # Go once the last sleep is due (epoch seconds): every resume finds work to do.
+        (folder / "go").write_text(str(max(t.fire_at for t in timers).timestamp()))
+        started = time.perf_counter()
+        outputs = [proc.communicate(timeout=90) for proc in procs]
+        elapsed = time.perf_counter() - started
+    finally:
+        for proc in procs:  # a failed test leaves no process behind
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in outputs]
+    reports = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert [r["errors"] for r in reports] == [[]] * PROCESSES
+    return reports, elapsed
 
 
 async def _check_every_run(storage: PostgresStorageBackend, folder: Path) -> tuple[int, list[str]]:

@@ -139,3 +139,32 @@ async def test_restarted_process_finishes_due_sleep(
 async def _completed(store: StorageBackend, run_id: str) -> bool:
     run = await store.get_run(run_id)
     return run is not None and run.status is RunStatus.COMPLETED
+
+
+async def test_resumer_that_loses_the_race_to_completion_leaves_it_completed(
+    store: StorageBackend,
+) -> None:
+    """Resumer B reads the run, A completes it and releases the lease, then B takes
+    the lease: B must see the run ended and leave it alone (it used to mark the run
+    RUNNING again, with a completed log)."""
+
+    @workflow(name="race_to_finish")
+    async def race_to_finish() -> str:
+        await sleep(0.05)
+        return "done"
+
+    run_id = await start(race_to_finish, durable=True, storage=store)
+    await timer_service(store).stop()  # only the two resumes below advance the run
+    await asyncio.sleep(0.1)
+    real = store.acquire_run_lease
+
+    async def acquire_late(*args: object, **kwargs: object) -> bool:
+        store.acquire_run_lease = real  # type: ignore[method-assign]
+        assert await resume(run_id, storage=store) == "done"  # A, while B waits
+        return await real(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.acquire_run_lease = acquire_late  # type: ignore[method-assign]
+    assert await resume(run_id, storage=store) == "done"  # B finds it ended: its result
+    run = await store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.COMPLETED
+    assert await store.get_run_lease(run_id) is None
