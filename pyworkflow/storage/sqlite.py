@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -207,12 +208,28 @@ class SQLiteStorageBackend(SQLStorageBackend):
             # header): a damaged file fails here, untouched.
             await db.execute_fetchall("SELECT count(*) FROM sqlite_master")
             if not read_only:
-                await db.execute("PRAGMA journal_mode = WAL")
+                await self._enable_wal(db)
                 await db.execute(f"PRAGMA synchronous = {self.synchronous}")
         except BaseException:
             await db.close()
             raise
         return db
+
+    async def _enable_wal(self, db: aiosqlite.Connection) -> None:
+        """Switch to WAL. The switch needs a moment of exclusive access that the busy
+        timeout does not cover: two processes opening a brand-new file at once can see
+        "database is locked" here, so retry briefly."""
+        deadline = time.monotonic() + self.busy_timeout
+        delay = 0.005
+        while True:
+            try:
+                await db.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _check_header(self) -> None:
         """Refuse a file that is not SQLite before SQLite (or WAL setup) touches it."""
