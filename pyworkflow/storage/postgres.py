@@ -5,8 +5,9 @@ What PostgreSQL adds to the core (see :mod:`pyworkflow.storage.postgres_dialect`
 * constraints guard every race across processes: ``UNIQUE (run_id, sequence)``
   rejects a second event at a sequence, ``UNIQUE (run_id, dedup_key)`` a second
   outcome for a step or hook, and a stale writer's guarded insert inserts nothing;
-* appends after a run's last event take a transaction-scoped advisory lock on the run,
-  so concurrent appenders queue instead of retrying;
+* an append after a run's last event is one statement; one that lost the race for
+  the next sequence tries again holding a transaction-scoped advisory lock on the run,
+  so that busy appenders queue instead of colliding again;
 * timer claims use ``FOR UPDATE SKIP LOCKED``: two schedulers never claim one timer and
   never wait for each other;
 * migrations take an advisory lock, so processes connecting at once migrate once.
@@ -35,7 +36,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 
 from pyworkflow.storage.base import StorageError
 from pyworkflow.storage.postgres_dialect import PostgresDialect, is_closed, is_connection_loss
@@ -160,7 +161,8 @@ class PostgresStorageBackend(SQLStorageBackend):
         auth = quote(self.user, safe="")
         if self.password:
             auth += ":" + quote(self.password, safe="")
-        return f"postgresql://{auth}@{self.host}:{self.port}/{quote(self.database, safe='')}"
+        host = f"[{self.host}]" if ":" in self.host and not self.host.startswith("[") else self.host
+        return f"postgresql://{auth}@{host}:{self.port}/{quote(self.database, safe='')}"
 
     def _where(self) -> str:
         """``host:port/database`` for messages (a DSN may carry a password)."""
@@ -282,6 +284,12 @@ class PostgresStorageBackend(SQLStorageBackend):
             raise
         try:
             yield conn
+        except ConnectionLostError:
+            # Never hand a connection that failed this way to the next operation, even
+            # if the client has not noticed it is dead: the pool opens a new one.
+            with contextlib.suppress(asyncpg.InterfaceError):
+                conn.terminate()
+            raise
         finally:
             # A broken connection is dropped by the pool; its error is not news.
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
@@ -336,7 +344,6 @@ class PostgresStorageBackend(SQLStorageBackend):
 
     def _lost(self, exc: BaseException, applied: bool | None) -> ConnectionLostError:
         return ConnectionLostError(
-            f"Lost the connection to PostgreSQL at {self._where()}: "
-            f"{type(exc).__name__}: {exc}",
+            f"Lost the connection to PostgreSQL at {self._where()}: {type(exc).__name__}: {exc}",
             applied,
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
+import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 
 from pyworkflow.storage.sql.dialect import Dialect
 from pyworkflow.storage.sql.schema import CONSTRAINTS
@@ -104,7 +104,10 @@ def is_connection_loss(exc: BaseException, conn: asyncpg.Connection | None = Non
         OSError  # refused, reset, timed out
         | asyncpg.PostgresConnectionError  # class 08, and "closed in the middle of operation"
         | asyncpg.exceptions.OperatorInterventionError  # shutting down, starting up
-        | asyncpg.TooManyConnectionsError,
+        | asyncpg.TooManyConnectionsError
+        # "cannot switch to state ...; another operation is in progress": a connection
+        # whose protocol state the server's shutdown left behind; raised before sending.
+        | asyncpg.InternalClientError,
     ):
         return True
     # "connection is closed": a connection the pool handed out just before the server

@@ -42,8 +42,9 @@ class FakeBroker:
                 self.queue.put_nowait(cmd)
 
     async def start(self, wf: Any, *args: Any) -> str:
-        run = new_run_record(new_run_id(), wf.__workflow_name__, serialize_args(*args),
-                             serialize_kwargs())
+        run = new_run_record(
+            new_run_id(), wf.__workflow_name__, serialize_args(*args), serialize_kwargs()
+        )
         owner = new_owner()
         state = await create_run(self.store, run, owner)
         await drive(self.store, run, state, owner, dispatch=True, send=self.send)

@@ -106,7 +106,9 @@ async def _write_old_data(old: SQLStorageBackend) -> dict[str, object]:
     for run in runs:
         await old.create_run(run)
         for n in range(3):
-            await old.record_event(Event(run_id=run.run_id, type=EventType.CONTEXT_UPDATED, data={"n": n}))
+            await old.record_event(
+                Event(run_id=run.run_id, type=EventType.CONTEXT_UPDATED, data={"n": n})
+            )
     suspended = await start(order_flow, "A-1", storage=old)
     assert (await old.get_run(suspended)).status is RunStatus.SUSPENDED  # type: ignore[union-attr]
     # The old process goes away before the sleep is due: its timer service with it.
@@ -152,7 +154,9 @@ async def test_upgrade_keeps_runs_and_finishes_them(
         await resume(run_id, storage=current)
         assert await get_workflow_result(run_id, storage=current) == "CHARGED A-1"
         assert BODY_RUNS == ["A-1"]
-        await current.record_event(Event(run_id="run_0", type=EventType.CONTEXT_UPDATED, data={"n": 3}))
+        await current.record_event(
+            Event(run_id="run_0", type=EventType.CONTEXT_UPDATED, data={"n": 3})
+        )
         assert [e.sequence for e in await current.get_events("run_0")] == [0, 1, 2, 3]
     finally:
         await current.disconnect()

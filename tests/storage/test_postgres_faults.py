@@ -122,34 +122,52 @@ async def test_gives_up_after_reconnect_timeout(
 
 
 async def _cut_while_waiting(
-    pg_dsn: str, write: Awaitable[Any], run_id: str
+    pg_dsn: str, write: Awaitable[Any], block: str, arg: str, wait: str
 ) -> Any:
-    """Run ``write`` while this test holds the run's append lock; terminate the session
-    waiting for it, let the retry queue up again, then release the lock."""
+    """Run ``write`` while this test's open transaction holds what it needs (``block``
+    ran with ``arg``); terminate the session waiting for it (matching ``wait``), let
+    the retry queue up again, then roll the blocking transaction back."""
     async with raw(pg_dsn) as holder:
         tx = holder.transaction()
         await tx.start()
-        await holder.execute(LOCK_RUN, run_id)
+        await holder.execute(block, arg)
         task = asyncio.ensure_future(write)
-        lock_wait = "wait_event_type = 'Lock' AND wait_event = 'advisory'"
-        await eventually(lambda: waiting_on(pg_dsn, lock_wait), message="no writer waited")
-        assert await terminate(pg_dsn, lock_wait) == 1
-        await eventually(lambda: waiting_on(pg_dsn, lock_wait), message="no retry")
+        await eventually(lambda: waiting_on(pg_dsn, wait), message="no writer waited")
+        assert await terminate(pg_dsn, wait) == 1
+        await eventually(lambda: waiting_on(pg_dsn, wait), message="no retry")
         assert not task.done()
-        await tx.commit()
+        await tx.rollback()
     return await asyncio.wait_for(task, 10)
 
 
 async def test_transaction_cut_before_commit_is_retried(
     storage: PostgresStorageBackend, pg_dsn: str
 ) -> None:
-    event = marker("r1")
-    await _cut_while_waiting(pg_dsn, storage.record_event(event), "r1")
-    batch = CommitBatch("r1", events=[marker("r1", 1), marker("r1", 2)])
-    await _cut_while_waiting(pg_dsn, storage.commit(batch), "r1")
+    # A commit appending after the last event queues on the run's advisory lock.
+    batch = CommitBatch("r1", events=[marker("r1", 0), marker("r1", 1)])
+    lock_wait = "wait_event_type = 'Lock' AND wait_event = 'advisory'"
+    await _cut_while_waiting(pg_dsn, storage.commit(batch), LOCK_RUN, "r1", lock_wait)
     events = await storage.get_events("r1")
-    assert [(e.sequence, e.data["n"]) for e in events] == [(0, 0), (1, 1), (2, 2)]
-    assert event.sequence == 0 and [e.sequence for e in batch.events] == [1, 2]
+    assert [(e.sequence, e.data["n"]) for e in events] == [(0, 0), (1, 1)]
+    assert [e.sequence for e in batch.events] == [0, 1]
+
+
+async def test_append_cut_mid_statement_is_looked_up(
+    storage: PostgresStorageBackend, pg_dsn: str
+) -> None:
+    # record_event's one autocommit INSERT waits on another transaction's row at the
+    # same sequence; cut there, the append may or may not have happened: it is looked
+    # up by event id (not there), then made again.
+    other = (
+        "INSERT INTO events (run_id, sequence, event_id, type, timestamp, data)"
+        " VALUES ($1, 0, 'evt_other', 'context.updated', now(), '{}')"
+    )
+    row_wait = "wait_event_type = 'Lock' AND wait_event = 'transactionid'"
+    event = marker("r1", 7)
+    await _cut_while_waiting(pg_dsn, storage.record_event(event), other, "r1", row_wait)
+    events = await storage.get_events("r1")
+    assert [(e.sequence, e.event_id, e.data["n"]) for e in events] == [(0, event.event_id, 7)]
+    assert event.sequence == 0
 
 
 async def test_commit_cut_during_commit_is_looked_up(
@@ -207,9 +225,11 @@ async def test_acknowledged_commits_survive_a_server_crash(
     # The harness runs with synchronous_commit=off (see tests/servers.py); production
     # keeps the default, on, which this database gets back for the test.
     async with raw(pg_dsn) as conn:
-        await conn.execute("DO $$ BEGIN EXECUTE format("
-                           "'ALTER DATABASE %I SET synchronous_commit = on',"
-                           " current_database()); END $$")
+        await conn.execute(
+            "DO $$ BEGIN EXECUTE format("
+            "'ALTER DATABASE %I SET synchronous_commit = on',"
+            " current_database()); END $$"
+        )
     storage = PostgresStorageBackend(dsn=pg_dsn)
     await storage.connect()
     try:

@@ -35,7 +35,6 @@ from pyworkflow.storage.base import StorageBackend, StorageError
 from pyworkflow.storage.sql.dialect import Dialect
 from pyworkflow.storage.sql.driver import Params, Row, SQLConnection
 
-
 T = TypeVar("T")
 
 # Pauses between attempts after a lost connection: quick at first (a dropped connection

@@ -7,7 +7,7 @@ Example:
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from pyworkflow.engine.events import Event
@@ -77,16 +77,19 @@ class EventsMixin(SQLCore):
     async def record_event(self, event: Event) -> None:
         values = event_to_row(self._dialect, event, 0)
         params = [values[0], *values[2:], event.run_id]
+        locked = False
         for _ in range(APPEND_ATTEMPTS):
             try:
                 sequence = await self._attempt(
-                    lambda: self._append_one(event.run_id, params),
+                    partial(self._append_one, event.run_id, params, locked),
                     idempotent=False,
                     recover=lambda: self._sequence_of(event.run_id, event.event_id),
                 )
             except Exception as exc:
                 constraint = self._constraint(exc)
                 if constraint == "events_sequence_uq":
+                    # Lost a race for the next sequence: queue behind the other appenders.
+                    locked = self._dialect.lock_run_sql is not None
                     continue
                 if constraint == "events_dedup_uq":
                     raise DuplicateEventError(event.run_id, str(values[6])) from exc
@@ -95,15 +98,18 @@ class EventsMixin(SQLCore):
             return
         raise SequenceConflictError(event.run_id, -1)
 
-    async def _append_one(self, run_id: str, params: list[Any]) -> int:
-        """One append attempt; the new event's sequence."""
+    async def _append_one(self, run_id: str, params: list[Any], locked: bool) -> int:
+        """One append attempt; the new event's sequence.
+
+        Optimistic first: one autocommit statement, one round trip. ``locked`` (after a
+        lost race) appends in a transaction holding the dialect's run lock, so that the
+        statement's snapshot, taken after the lock, sees the previous append.
+        """
         lock = self._dialect.lock_run_sql
-        if lock is None:
+        if not locked or lock is None:
             async with self._writer() as conn:
                 row = await conn.fetch_one(self._append_event_sql, params)
         else:
-            # Appenders to this run queue on the lock, so each one's statement (whose
-            # snapshot is taken after the lock) sees the previous append: no retries.
             async with self._transaction() as conn:
                 await conn.execute(self._sql(lock), (run_id,))
                 row = await conn.fetch_one(self._append_event_sql, params)
