@@ -51,6 +51,9 @@ from pyworkflow.storage.base import (
 from pyworkflow.storage.schemas import Timer, make_timer_id
 
 _MAX_COMMIT_RETRIES = 50
+_STEP_OUTCOMES = frozenset(
+    {ev.EventType.STEP_COMPLETED, ev.EventType.STEP_FAILED, ev.EventType.STEP_RETRYING}
+)
 
 
 def utcnow() -> datetime:
@@ -127,6 +130,9 @@ class Activation:
         # Dispatch mode (a list): step calls become commands for remote step workers.
         # Inline mode (None): step bodies run here.
         self.commands: list[StepCommand] | None = None
+        # Events another writer appended that were folded in after the workflow code
+        # had finished: the code never saw them, so the run must be activated again.
+        self.merged_late = False
         # Set once replay diverged; the run fails with it even if user code catches it.
         self.poisoned: NondeterminismError | None = None
 
@@ -340,12 +346,20 @@ class Activation:
         except Exception as error:
             raise StorageUnavailable(self.run_id, error) from error
         keys = {k for k in map(ev.dedup_key, new) if k is not None}
+        if new and self.closed:
+            self.merged_late = True
         for event in new:
             self.state.apply(event)
         if self.state.terminal is not None:
             raise ActivationAborted(f"run reached {self.state.terminal.value} meanwhile")
         # Drop what another writer already recorded under the same key.
         self._pending_events = [e for e in self._pending_events if ev.dedup_key(e) not in keys]
+        # A step outcome from a step worker ended that attempt: re-arming its watchdog
+        # now would leave a timer nobody consumes.
+        for event in new:
+            if event.type in _STEP_OUTCOMES:
+                timer_id = make_timer_id(self.run_id, "step", str(event.data.get("step_id")))
+                self._pending_upserts.pop(timer_id, None)
 
     # ------------------------------------------------------------------ in-flight work
 

@@ -21,11 +21,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pyworkflow.engine.step_call import StepCall
+from pyworkflow.storage.schemas import Timer
 
 #: How long a dispatched attempt may go without an outcome before it is sent again,
 #: when the step has no ``timeout`` (with one: timeout + ``REDISPATCH_MARGIN_SECONDS``).
 DEFAULT_REDISPATCH_SECONDS = 300.0
 REDISPATCH_MARGIN_SECONDS = 60.0
+#: After a step worker records an outcome it sends a resume; should that message be
+#: lost (a broker restart), this timer resumes the run anyway. Every dispatch-mode
+#: activation that suspends clears it.
+RESUME_GUARD_SECONDS = 30.0
+
+
+def resume_guard(run_id: str, now: datetime) -> Timer:
+    """The run's resume-guard timer, due ``RESUME_GUARD_SECONDS`` from ``now``."""
+    return Timer(run_id, "guard", "resume", now + timedelta(seconds=RESUME_GUARD_SECONDS))
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from pyworkflow.engine.outcome import (
 )
 from pyworkflow.serialization.encoder import serialize
 from pyworkflow.storage.base import RunUpdate
-from pyworkflow.storage.schemas import RunStatus
+from pyworkflow.storage.schemas import RunStatus, make_timer_id
 
 _STATUS = {
     Completed: RunStatus.COMPLETED,
@@ -106,7 +106,15 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
         outcome, raw = check_completion(act, outcome)
     try:
         if isinstance(outcome, Suspended):
-            await act.commit(run_update=RunUpdate(status=RunStatus.SUSPENDED, release_lease=owner))
+            # Dispatch mode: this activation saw the step outcomes, so their resume
+            # guard (see engine.dispatch) is no longer needed.
+            guard = (
+                [make_timer_id(act.run_id, "guard", "resume")] if act.commands is not None else []
+            )
+            await act.commit(
+                run_update=RunUpdate(status=RunStatus.SUSPENDED, release_lease=owner),
+                timers_delete=guard,
+            )
         elif isinstance(outcome, Completed | Failed | Cancelled):
             status = terminal_status(outcome)
             update = RunUpdate(

@@ -25,7 +25,7 @@ from loguru import logger
 
 from pyworkflow.core.exceptions import FatalError
 from pyworkflow.core.registry import get_step
-from pyworkflow.engine.dispatch import StepCommand
+from pyworkflow.engine.dispatch import StepCommand, resume_guard
 from pyworkflow.engine.step_call import StepCall
 from pyworkflow.engine.step_outcomes import run_attempt
 from pyworkflow.serialization.decoder import deserialize_args, deserialize_kwargs
@@ -96,7 +96,10 @@ async def execute_step_command(
     batch = CommitBatch(
         run_id=cmd.run_id,
         events=outcome.events,
-        timers_upsert=[outcome.timer] if outcome.timer else [],
+        timers_upsert=[
+            *([outcome.timer] if outcome.timer else []),
+            resume_guard(cmd.run_id, clock()),
+        ],
         timers_delete=[make_timer_id(cmd.run_id, "step", cmd.step_id)],
     )
     try:

@@ -174,3 +174,64 @@ async def test_lost_command_is_sent_again_by_the_watchdog(
     assert await broker.work(run_id) is RunStatus.COMPLETED
     assert [c.dispatch for c in broker.sent] == [1, 2]
     assert len(await store.get_events(run_id, ["step.completed"])) == 1
+
+
+async def test_outcome_landing_during_the_final_commit_is_not_lost(store: StorageBackend) -> None:
+    """The step's outcome is appended after the workflow code finished but before its
+    suspend commit: the commit merges it, and the run must be activated again (no
+    resume message is ever sent here)."""
+
+    @step
+    async def quick() -> str:
+        return "q"
+
+    @workflow(name="late_merge")
+    async def late_merge() -> str:
+        return await quick()
+
+    broker = FakeBroker(store)
+    real_commit = store.commit
+    injected = False
+
+    async def commit(batch: Any) -> None:
+        nonlocal injected
+        update = batch.run_update
+        if not injected and update is not None and update.status is RunStatus.SUSPENDED:
+            injected = True
+            (started,) = [e for e in batch.events if e.type.value == "step.started"]
+            d = started.data
+            cmd = StepCommand(batch.run_id, d["step_id"], d["step_name"], d["args"], d["kwargs"])
+            await execute_step_command(store, cmd)  # a worker's outcome lands right now
+        await real_commit(batch)
+
+    store.commit = commit  # type: ignore[method-assign]
+    run_id = await broker.start(late_merge)
+    run = await store.get_run(run_id)
+    assert injected and run is not None and run.status is RunStatus.COMPLETED
+    assert await store.list_timers(run_id) == []
+
+
+async def test_lost_resume_after_an_outcome_is_covered_by_the_guard(
+    store: StorageBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dispatch_module, "RESUME_GUARD_SECONDS", 0.2)
+
+    @step
+    async def first() -> int:
+        return 1
+
+    @step
+    async def second() -> int:
+        return 2
+
+    @workflow(name="guarded")
+    async def guarded() -> int:
+        return await first() + await second()
+
+    broker = FakeBroker(store)
+    run_id = await broker.start(guarded)
+    # The step worker records the outcome; the resume message it sends is lost.
+    assert await execute_step_command(store, broker.queue.get_nowait()) is True
+    assert [t.kind for t in await store.list_timers(run_id)] == ["guard"]
+    assert await broker.work(run_id) is RunStatus.COMPLETED  # only timers drive it now
+    assert await store.list_timers(run_id) == []
