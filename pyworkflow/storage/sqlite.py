@@ -41,7 +41,6 @@ from pyworkflow.storage.sql.driver import Params, Row, SQLConnection
 from pyworkflow.storage.sql.migrations import pending_migrations
 from pyworkflow.storage.sql.schema import CONSTRAINTS, MIGRATIONS
 
-_HEADER = b"SQLite format 3\x00"
 _MEMORY = ":memory:"
 # SQLITE_CORRUPT and SQLITE_NOTADB (primary result codes).
 _CORRUPT_CODES = {11, 26}
@@ -154,7 +153,10 @@ class SQLiteStorageBackend(SQLStorageBackend):
                 f"SQLite {'.'.join(map(str, _MIN_VERSION))} or newer is required; this Python "
                 f"uses {sqlite3.sqlite_version}. Use a newer Python build or pysqlite3."
             )
-        self._check_header()
+        # No header check with a plain open(): closing any descriptor of the file drops
+        # every POSIX lock this process holds on it, which lets another process delete
+        # the WAL under a live connection (data loss). SQLite's own first read of
+        # sqlite_master, before anything writes, rejects a file that is not a database.
         self._lock = asyncio.Lock()
         try:
             self._db = await self._open(read_only=False)
@@ -231,18 +233,6 @@ class SQLiteStorageBackend(SQLStorageBackend):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 0.2)
 
-    def _check_header(self) -> None:
-        """Refuse a file that is not SQLite before SQLite (or WAL setup) touches it."""
-        if self._memory:
-            return
-        try:
-            with self.db_path.open("rb") as f:
-                header = f.read(len(_HEADER))
-        except FileNotFoundError:
-            return
-        if header and header != _HEADER:
-            raise self._corrupt("the file does not start with the SQLite header")
-
     def _corrupt(self, detail: str) -> CorruptStorageError:
         return CorruptStorageError(
             f"{self.db_path} is not a readable SQLite database ({detail}). pyworkflow left "
@@ -267,7 +257,6 @@ class SQLiteStorageBackend(SQLStorageBackend):
             return await self._pending()
         if self._memory or not self.db_path.exists() or self.db_path.stat().st_size == 0:
             return [m.version for m in MIGRATIONS]
-        self._check_header()
         try:
             db = await aiosqlite.connect(
                 self.db_path.resolve().as_uri() + "?mode=ro", uri=True, timeout=self.busy_timeout

@@ -398,3 +398,28 @@ else:
             await backend.connect()
             yield backend
             await backend.disconnect()
+
+
+async def test_two_backends_on_one_file_keep_their_locks(tmp_path: Path) -> None:
+    """Regression: a second backend's connect() once opened and closed the file with
+    plain Python I/O, dropping the POSIX locks of the first; another process closing
+    its connection then deleted the WAL, and later commits went into a deleted file."""
+    db = str(tmp_path / "shared.db")
+    first, second = SQLiteStorageBackend(db), SQLiteStorageBackend(db)
+    await first.connect()
+    await second.connect()
+    touch = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('select 1'); c.close()"
+    subprocess.run([sys.executable, "-c", touch, db], check=True)
+    await first.commit(
+        CommitBatch(run_id="r1", timers_upsert=[Timer("r1", "wake", "wake", datetime.now(UTC))])
+    )
+    count = (
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]);"
+        "print(c.execute('select count(*) from timers').fetchone()[0])"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", count, db], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert seen == "1"  # another process sees the commit
+    await second.disconnect()
+    await first.disconnect()
