@@ -130,10 +130,12 @@ async def drive(
         if on_suspend is not None:
             on_suspend(outcome)
         # An event appended while we held the lease (a step result, a hook) found the
-        # lease taken and left the run to us: look for it after releasing.
-        latest = await storage.get_latest_event(run.run_id)
-        if latest is None or (latest.sequence or 0) <= act.state.last_sequence:
-            return outcome
+        # lease taken and left the run to us: look for it after releasing. Events our
+        # final commit had to merge were never seen by the workflow code either.
+        if not act.merged_late:
+            latest = await storage.get_latest_event(run.run_id)
+            if latest is None or (latest.sequence or 0) <= act.state.last_sequence:
+                return outcome
         owner = new_owner()
         if not await acquire(storage, run.run_id, owner):
             return outcome

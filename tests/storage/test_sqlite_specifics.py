@@ -408,7 +408,10 @@ async def test_two_backends_on_one_file_keep_their_locks(tmp_path: Path) -> None
     first, second = SQLiteStorageBackend(db), SQLiteStorageBackend(db)
     await first.connect()
     await second.connect()
-    touch = "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('select 1'); c.close()"
+    touch = (
+        "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]);"
+        "c.execute('select 1 from sqlite_master').fetchall(); c.close()"
+    )
     subprocess.run([sys.executable, "-c", touch, db], check=True)
     await first.commit(
         CommitBatch(run_id="r1", timers_upsert=[Timer("r1", "wake", "wake", datetime.now(UTC))])
