@@ -122,6 +122,8 @@ async def start(
     rt = get_runtime(runtime or config.default_runtime)
     if durable is None:
         durable = meta.durable if meta.durable is not None else config.default_durable
+        # A runtime that only runs durable workflows (Celery) needs no durable=True.
+        durable = durable or not rt.supports_transient
     validate_runtime_durable(rt, durable)
     store = storage if storage is not None else config.storage
     if durable and store is None:
@@ -299,14 +301,19 @@ async def get_workflow_result(
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         run = await store.get_run(run_id)
-        if run is None:
+        if run is None and not wait:
             raise WorkflowNotFoundError(run_id)
-        if run.status in TERMINAL_STATUSES:
+        # With wait, a run not there yet is awaited too: a distributed start returns
+        # its id before a worker has created the run.
+        if run is not None and run.status in TERMINAL_STATUSES:
             return _result_of(run)
         if not wait:
+            assert run is not None
             raise WorkflowError(
                 f"Workflow run {run_id} is still {run.status.value}; pass wait=True to wait"
             )
         if deadline is not None and time.monotonic() >= deadline:
+            if run is None:
+                raise WorkflowNotFoundError(run_id)
             raise TimeoutError(f"Workflow run {run_id} did not finish within {timeout}s")
         await asyncio.sleep(poll_interval)

@@ -7,6 +7,7 @@ Example:
 """
 
 from pyworkflow.runtime.base import Runtime
+from pyworkflow.runtime.celery import CeleryRuntime  # registers "celery"; imports Celery lazily
 from pyworkflow.runtime.factory import (
     get_runtime,
     list_runtimes,
@@ -16,6 +17,7 @@ from pyworkflow.runtime.factory import (
 from pyworkflow.runtime.local import LocalRuntime, timer_service
 
 __all__ = [
+    "CeleryRuntime",
     "LocalRuntime",
     "Runtime",
     "get_runtime",
