@@ -30,13 +30,15 @@ from loguru import logger
 from pyworkflow.celery import loop
 from pyworkflow.celery.app import celery_app, tick_interval
 from pyworkflow.celery.queues import EXECUTE_STEP, RESUME_WORKFLOW, START_WORKFLOW, TICK
-from pyworkflow.config import get_config
 from pyworkflow.core.exceptions import WorkflowNotFoundError
-from pyworkflow.core.registry import WorkflowMetadata
 from pyworkflow.engine.dispatch import StepCommand
 from pyworkflow.engine.outcome import Outcome
 from pyworkflow.engine.remote_step import execute_step_command
-from pyworkflow.runtime.activator import max_duration_text, registered_workflow
+from pyworkflow.runtime.activator import (
+    max_duration_text,
+    recovery_settings,
+    registered_workflow,
+)
 from pyworkflow.runtime.driver import create_run, drive, new_run_record, resume_run
 from pyworkflow.runtime.lease import new_owner
 from pyworkflow.scheduler.tick import claim_wakeups
@@ -125,28 +127,6 @@ def _collector(into: list[StepCommand]) -> Callable[[list[StepCommand]], Awaitab
 
 
 # ------------------------------------------------------------------ engine calls
-
-
-def recovery_settings(meta: WorkflowMetadata) -> tuple[bool, int]:
-    """``(recover_on_worker_loss, max_recovery_attempts)`` for a new run (API §5.5):
-    the decorator, then the configuration, then (recover only) the durable flag.
-
-    Example:
-        >>> from pyworkflow.core.registry import WorkflowMetadata
-        >>> async def wf() -> None: ...
-        >>> recovery_settings(WorkflowMetadata("wf", wf, wf, max_recovery_attempts=5))
-        (True, 5)
-    """
-    config = get_config()
-    recover = meta.recover_on_worker_loss
-    if recover is None:
-        recover = config.default_recover_on_worker_loss
-    if recover is None:
-        recover = meta.durable if meta.durable is not None else True
-    attempts = meta.max_recovery_attempts
-    if attempts is None:
-        attempts = config.default_max_recovery_attempts
-    return recover, attempts
 
 
 async def _resume(

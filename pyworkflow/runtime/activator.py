@@ -54,6 +54,28 @@ def max_duration_text(meta: WorkflowMetadata) -> str | None:
     return f"{parse_duration_seconds(value):g}s"
 
 
+def recovery_settings(meta: WorkflowMetadata) -> tuple[bool, int]:
+    """``(recover_on_worker_loss, max_recovery_attempts)`` for a new run (API §5.5):
+    the decorator, then the configuration, then (recover only) the durable flag.
+
+    Example:
+        >>> from pyworkflow.core.registry import WorkflowMetadata
+        >>> async def wf() -> None: ...
+        >>> recovery_settings(WorkflowMetadata("wf", wf, wf, max_recovery_attempts=5))
+        (True, 5)
+    """
+    config = get_config()
+    recover = meta.recover_on_worker_loss
+    if recover is None:
+        recover = config.default_recover_on_worker_loss
+    if recover is None:
+        recover = meta.durable if meta.durable is not None else True
+    attempts = meta.max_recovery_attempts
+    if attempts is None:
+        attempts = config.default_max_recovery_attempts
+    return recover, attempts
+
+
 def current_limits() -> EventLimits:
     """The event limits from the configuration."""
     cfg = get_config()

@@ -23,12 +23,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from pyworkflow.runtime.activator import (
+    max_duration_text,
+    recovery_settings,
+    registered_workflow,
+)
 from pyworkflow.runtime.base import Runtime
+from pyworkflow.runtime.driver import create_run, new_run_record
 from pyworkflow.runtime.factory import register_runtime
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.base import CommitBatch, StorageBackend
 from pyworkflow.storage.config import storage_to_config
-from pyworkflow.storage.schemas import Timer
+from pyworkflow.storage.schemas import RunStatus, Timer
 
 _INSTALL_HINT = "The celery runtime needs Celery: pip install 'pyworkflow[celery]'."
 _apps: dict[tuple[str, str], Any] = {}
@@ -125,14 +131,33 @@ class CeleryRuntime(Runtime):
         max_duration: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> str:
-        """Send ``pyworkflow.start_workflow`` and return ``run_id`` without waiting;
-        a worker creates the run moments later."""
+        """Create the run (PENDING) and send ``pyworkflow.start_workflow``; returns
+        ``run_id`` without waiting for a worker.
+
+        The run exists before the message is sent, with a resume guard timer: if the
+        broker loses the message, the next tick starts the run anyway.
+        """
         if not durable:
             raise ValueError(
                 "The celery runtime runs durable workflows only: pass durable=True "
                 "(or use runtime='local' for a transient run)."
             )
         config = shared_storage_config(storage)
+        assert storage is not None  # shared_storage_config refused None
+        meta = registered_workflow(workflow_name)
+        recover, attempts = recovery_settings(meta)
+        run = new_run_record(
+            run_id,
+            workflow_name,
+            serialize_args(*args),
+            serialize_kwargs(**kwargs),
+            idempotency_key=idempotency_key,
+            max_duration=max_duration or max_duration_text(meta),
+            recover_on_worker_loss=recover,
+            max_recovery_attempts=attempts,
+            status=RunStatus.PENDING,
+        )
+        await create_run(storage, run, None, metadata, guard=True)
         await self._send(
             "pyworkflow.start_workflow",
             [workflow_name, serialize_args(*args), serialize_kwargs(**kwargs), run_id],

@@ -23,7 +23,7 @@ from typing import Any
 
 from pyworkflow.core.exceptions import WorkflowError, WorkflowNotFoundError
 from pyworkflow.engine import events as ev
-from pyworkflow.engine.dispatch import StepCommand
+from pyworkflow.engine.dispatch import StepCommand, resume_guard
 from pyworkflow.engine.outcome import Failed, Interrupted, Outcome, Suspended
 from pyworkflow.engine.state import RunState
 from pyworkflow.runtime.activator import activate, deadline_of, registered_workflow
@@ -38,11 +38,18 @@ SuspendHook = Callable[[Suspended], None]
 async def create_run(
     storage: StorageBackend,
     run: WorkflowRun,
-    owner: str,
+    owner: str | None,
     metadata: dict[str, Any] | None = None,
+    *,
+    guard: bool = False,
 ) -> RunState:
-    """Insert ``run`` (RUNNING, leased to ``owner``) with ``workflow.started`` and its
-    deadline timer, in one commit; returns the replay state of the new log."""
+    """Insert ``run`` with ``workflow.started`` and its deadline timer, in one commit;
+    returns the replay state of the new log.
+
+    With ``owner`` the new run is leased to it (the caller activates it now). A run
+    created for another process to start (``owner=None``) can get ``guard``: a resume
+    guard timer, so that it still starts if the message announcing it is lost.
+    """
     started = ev.create_workflow_started_event(
         run.run_id, run.workflow_name, run.input_args, run.input_kwargs, metadata
     )
@@ -55,9 +62,10 @@ async def create_run(
             create_run=run,
             lease_owner=owner,
             lease_seconds=LEASE_SECONDS,
-            timers_upsert=[Timer(run.run_id, "deadline", "max_duration", deadline)]
-            if deadline
-            else [],
+            timers_upsert=[
+                *([Timer(run.run_id, "deadline", "max_duration", deadline)] if deadline else []),
+                *([resume_guard(run.run_id, datetime.now(UTC))] if guard else []),
+            ],
         )
     )
     return RunState.from_events(run.run_id, [started])
@@ -73,13 +81,15 @@ def new_run_record(
     max_duration: str | None = None,
     recover_on_worker_loss: bool = True,
     max_recovery_attempts: int = 3,
+    status: RunStatus = RunStatus.RUNNING,
 ) -> WorkflowRun:
-    """A RUNNING run record started now."""
+    """A run record started now (RUNNING: activated by its creator; PENDING: to be
+    activated by another process)."""
     now = datetime.now(UTC)
     return WorkflowRun(
         run_id=run_id,
         workflow_name=workflow_name,
-        status=RunStatus.RUNNING,
+        status=status,
         created_at=now,
         updated_at=now,
         started_at=now,

@@ -25,7 +25,10 @@ from loguru import logger
 
 from pyworkflow.storage.base import StorageBackend
 
-LEASE_SECONDS = 30.0
+#: How long an activation's lease lasts without renewal (renewed every third of it).
+#: A run whose activation died is taken over after this long; distributed workers,
+#: whose activations are short, can set PYWORKFLOW_LEASE_SECONDS lower.
+LEASE_SECONDS = float(os.environ.get("PYWORKFLOW_LEASE_SECONDS", "30"))
 HOST = socket.gethostname()
 
 
