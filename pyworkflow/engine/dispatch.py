@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,12 +26,12 @@ from pyworkflow.storage.schemas import Timer
 
 #: How long a dispatched attempt may go without an outcome before it is sent again,
 #: when the step has no ``timeout`` (with one: timeout + ``REDISPATCH_MARGIN_SECONDS``).
-DEFAULT_REDISPATCH_SECONDS = 300.0
+DEFAULT_REDISPATCH_SECONDS = float(os.environ.get("PYWORKFLOW_STEP_REDISPATCH_SECONDS", "300"))
 REDISPATCH_MARGIN_SECONDS = 60.0
 #: After a step worker records an outcome it sends a resume; should that message be
 #: lost (a broker restart), this timer resumes the run anyway. Every dispatch-mode
 #: activation that suspends clears it.
-RESUME_GUARD_SECONDS = 30.0
+RESUME_GUARD_SECONDS = float(os.environ.get("PYWORKFLOW_RESUME_GUARD_SECONDS", "30"))
 
 
 def resume_guard(run_id: str, now: datetime) -> Timer:
