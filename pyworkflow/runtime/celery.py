@@ -23,6 +23,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from loguru import logger
+
 from pyworkflow.runtime.activator import (
     max_duration_text,
     recovery_settings,
@@ -158,11 +160,21 @@ class CeleryRuntime(Runtime):
             status=RunStatus.PENDING,
         )
         await create_run(storage, run, None, metadata, guard=True)
-        await self._send(
-            "pyworkflow.start_workflow",
-            [workflow_name, serialize_args(*args), serialize_kwargs(**kwargs), run_id],
-            {"storage_config": config, "idempotency_key": idempotency_key},
-        )
+        try:
+            await self._send(
+                "pyworkflow.start_workflow",
+                [workflow_name, serialize_args(*args), serialize_kwargs(**kwargs), run_id],
+                {"storage_config": config, "idempotency_key": idempotency_key},
+            )
+        except Exception as error:
+            # The run is recorded with its resume guard: a tick will start it. Raising
+            # here would invite the caller to start it a second time.
+            logger.warning(
+                "Could not send the start of run {} ({}); it will start from its resume "
+                "guard once the broker is back",
+                run_id,
+                error,
+            )
         return run_id
 
     async def resume_workflow(self, run_id: str, storage: StorageBackend) -> None:

@@ -33,7 +33,8 @@ STEP_WORKER = ["worker", "--loglevel=info", "-Q", "pyworkflow.steps"]
 BEAT = ["beat", "--loglevel=info", "--scheduler", "pyworkflow.celery.scheduler:PyWorkflowScheduler"]
 # Test-only flags: no gossip/mingle/heartbeat (each costs a second at startup).
 FAST = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-DISCOVER = "tests.celery.flows,examples.celery.01_basic_workflow,examples.celery.04_long_running"
+#: The test flows, and every example of examples/celery/durable (its __init__ imports them).
+DISCOVER = "tests.celery.flows,examples.celery.durable"
 
 
 class Cluster:
@@ -112,19 +113,25 @@ def start_default(cluster: Cluster) -> Cluster:
     return cluster
 
 
+def new_cluster(redis_server: RedisServer, workdir: Path, **env: str) -> Cluster:
+    """A cluster (no process started yet) on a fresh Redis database and a SQLite file in
+    ``workdir``; ``env`` adds settings, e.g. ``PYWORKFLOW_LEASE_SECONDS="3"``."""
+    redis_server.ensure_running()
+    storage_env = {
+        "PYWORKFLOW_STORAGE_TYPE": "sqlite",
+        "PYWORKFLOW_STORAGE_PATH": str(workdir / "wf.db"),
+        "PYWORKFLOW_TEST_REDISPATCH_MARGIN": "1",
+        **env,
+    }
+    return Cluster(workdir, redis_server.fresh_url(), redis_server.fresh_url(), storage_env)
+
+
 @pytest.fixture(scope="module")
 def cluster(
     redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Cluster]:
     """The module's cluster on a fresh Redis database and a SQLite file."""
-    redis_server.ensure_running()
-    workdir = tmp_path_factory.mktemp("celery")
-    storage_env = {
-        "PYWORKFLOW_STORAGE_TYPE": "sqlite",
-        "PYWORKFLOW_STORAGE_PATH": str(workdir / "wf.db"),
-        "PYWORKFLOW_TEST_REDISPATCH_MARGIN": "1",
-    }
-    group = Cluster(workdir, redis_server.fresh_url(), redis_server.fresh_url(), storage_env)
+    group = new_cluster(redis_server, tmp_path_factory.mktemp("celery"))
     try:
         yield start_default(group)
     finally:

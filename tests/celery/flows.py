@@ -116,3 +116,56 @@ async def killable(tag: str) -> str:
 @workflow(name="celery_killable")
 async def killable_flow(tag: str) -> str:
     return await killable(tag)
+
+
+#: How long each step of the batch tests takes, so that some step is mid-body when a
+#: worker is killed.
+BATCH_STEP_SECONDS = 0.02
+
+
+@step(name="celery_batch_step")
+async def batch_step(tag: str, i: int, total: int) -> int:
+    note("batch", f"{tag}:{i}", time.time())
+    await asyncio.sleep(BATCH_STEP_SECONDS)
+    return total + i
+
+
+@workflow(name="celery_batch")
+async def batch(tag: str, base: int) -> int:
+    """Five steps in a row; the result is ``base + 0 + 1 + 2 + 3 + 4``."""
+    total = base
+    for i in range(5):
+        total = await batch_step(tag, i, total)
+    return total
+
+
+@workflow(name="celery_hang_once")
+async def hang_once(tag: str) -> int:
+    """The first activation announces itself (pid in ``<tag>.hanging``) and blocks its
+    workflow worker, as a CPU-bound activation would, until the worker is killed."""
+    marker = _dir() / f"{tag}.hanging"
+    if not marker.exists():
+        marker.write_text(str(os.getpid()))
+        time.sleep(60)
+    return await batch_step(tag, 0, 1)
+
+
+@step(name="celery_upgrade_a")
+async def upgrade_a(tag: str) -> str:
+    return "a"
+
+
+@step(name="celery_upgrade_b")
+async def upgrade_b(tag: str) -> str:
+    return "b"
+
+
+@workflow(name="celery_upgrade")
+async def upgrade(tag: str, change: str) -> list[str]:
+    """Stands for code deployed while the run sleeps: once ``<tag>.v2`` exists, the call
+    before the sleep (``change="before"``) or after it (``"after"``) is another step."""
+    v2 = (_dir() / f"{tag}.v2").exists()
+    first = await (upgrade_b if v2 and change == "before" else upgrade_a)(tag)
+    await sleep("2s")
+    second = await (upgrade_b if v2 and change == "after" else upgrade_a)(tag)
+    return [first, second]

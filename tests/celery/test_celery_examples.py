@@ -1,25 +1,119 @@
-"""examples/celery run against the test cluster; docker-compose.yml and DISTRIBUTED.md
-agree with the commands the tests run."""
+"""examples/celery/durable run against the test cluster; docker-compose.yml and
+DISTRIBUTED.md agree with the commands the tests run, and every other command of
+DISTRIBUTED.md is run here (Flower's only where Flower is installed)."""
 
 from __future__ import annotations
 
+import ast
+import json
 import re
+import shlex
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 
-from tests.celery.conftest import BEAT, CELERY, STEP_WORKER, WORKFLOW_WORKER, Cluster
+from tests.celery.conftest import BEAT, CELERY, DISCOVER, STEP_WORKER, WORKFLOW_WORKER, Cluster
+from tests.support import free_port, kill_tree, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+DURABLE = ROOT / "examples" / "celery" / "durable"
 CELERY_PREFIX = "celery -A pyworkflow.celery.app"
 
 
-def _run_example(cluster: Cluster, name: str) -> str:
+def _number(pattern: str, out: str) -> float:
+    found = re.search(pattern, out)
+    assert found is not None, f"{pattern!r} not in:\n{out}"
+    return float(found.group(1))
+
+
+def _basic(out: str) -> None:
+    assert "status:   completed" in out
+    expected = "{'charge_id': 'charge_A-100', 'receipt': 'receipt for A-100 (charge_A-100)'}"
+    assert f"result:   {expected}" in out
+
+
+def _long_running(out: str) -> None:
+    assert "[1] while it sleeps the run is suspended" in out
+    assert "[2] completed" in out
+    assert 0 <= _number(r"the sleep ended (-?\d+) ms after its timer", out) <= 1500
+
+
+def _retries(out: str) -> None:
+    assert "result: 'invoice-7 synced by step process" in out
+    assert "step.failed    attempt 1: API unavailable" in out
+    assert "step.retrying  attempt 2 after 1s" in out
+    # Every retried attempt waited out its 1 s delay on a timer (Beat: <= 1.5 s late).
+    waits = [float(w) for w in re.findall(r"\(waited (\d+\.\d+)s on the retry timer\)", out)]
+    # (Event times and timer times are taken a moment apart: allow 50 ms.)
+    assert waits and all(0.95 <= w <= 2.5 for w in waits), out
+    assert "FatalError, not retried: Workflow run" in out
+    assert "second run: failed after 1 attempt" in out
+
+
+def _batch(out: str) -> None:
+    assert "summary: {'count': 20, 'total': 90, 'best': 9}" in out
+    assert _number(r"ran on (\d+) step processes", out) == 2
+    assert _number(r"the batch took (\d+\.\d+)s", out) < 4.0  # 4 s when not in parallel
+    assert "step outcomes recorded: 21 (20 items + the summary), each once" in out
+
+
+def _idempotency(out: str) -> None:
+    assert "(same run: True)" in out and "(same run: False)" not in out
+    assert "(new run: True)" in out
+    assert "result: charged 1999 cents for p-1" in out
+    assert "charge_payment recorded for p-1: 1 time(s)" in out
+    assert "charge_payment recorded for p-2: 1 time(s)" in out
+
+
+def _fault_tolerance(out: str) -> None:
+    assert "[1] reserve_stock attempt 1 failed; the run is suspended" in out
+    assert 0 < _number(r"due in (-?\d+\.\d)s", out) <= 2.0
+    assert 1.95 <= _number(r"attempt 2 was dispatched (\d+\.\d+)s after", out) <= 3.5
+    assert "packed by step process" in out and "on delivery 2" in out  # a prefork pool
+    assert "[2] pack_parcel outcomes recorded: 1" in out
+    assert "recover_on_worker_loss=True, max_recovery_attempts=2, recovery_attempts=0" in out
+
+
+#: Every example, with what its output must show.
+EXAMPLES: dict[str, Callable[[str], None]] = {
+    "01_basic_workflow.py": _basic,
+    "02_long_running.py": _long_running,
+    "03_retries.py": _retries,
+    "04_batch_processing.py": _batch,
+    "05_idempotency.py": _idempotency,
+    "06_fault_tolerance.py": _fault_tolerance,
+}
+
+
+def test_every_example_is_tested_and_imported_by_the_workers() -> None:
+    found = {p.name for p in DURABLE.glob("*.py") if p.name != "__init__.py"}
+    assert found == set(EXAMPLES), "add new examples to EXAMPLES here"
+    # The package (PYWORKFLOW_DISCOVER=examples.celery.durable) imports each of them.
+    # Read, not imported: the test process must not register the examples' workflows.
+    package = ast.parse((DURABLE / "__init__.py").read_text())
+    (listed,) = [
+        ast.literal_eval(node.value)
+        for node in package.body
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "EXAMPLES"
+    ]
+    assert {f"{name}.py" for name in listed} == found
+    assert "examples.celery.durable" in DISCOVER.split(",")
+    readme = (ROOT / "examples" / "celery" / "README.md").read_text()
+    assert all(f"`{name}`" in readme for name in found), "describe each example in README.md"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_example_runs_on_the_workers(cluster: Cluster, name: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "celery" / name)],
+        [sys.executable, str(DURABLE / name)],
         cwd=ROOT,
         env=cluster.env,
         capture_output=True,
@@ -27,28 +121,8 @@ def _run_example(cluster: Cluster, name: str) -> str:
         timeout=60,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    return done.stdout
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(90)
-def test_basic_example_runs_on_the_workers(cluster: Cluster) -> None:
-    out = _run_example(cluster, "01_basic_workflow.py")
-    assert "status:   completed" in out
-    assert (
-        "result:   {'charge_id': 'charge_A-100', 'receipt': 'receipt for A-100 (charge_A-100)'}"
-        in out
-    )
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(90)
-def test_long_running_example_is_woken_by_beat(cluster: Cluster) -> None:
-    out = _run_example(cluster, "04_long_running.py")
-    assert "[1] while it sleeps the run is suspended" in out
-    assert "[2] completed" in out
-    late_ms = int(re.search(r"the sleep ended (-?\d+) ms after its timer", out).group(1))  # type: ignore[union-attr]
-    assert 0 <= late_ms <= 1500
+    print(f"\n--- {name}\n{done.stdout}", end="")
+    EXAMPLES[name](done.stdout)
 
 
 def _commands_in(text: str) -> list[str]:
@@ -57,32 +131,143 @@ def _commands_in(text: str) -> list[str]:
     return [m.strip() for m in re.findall(rf"({re.escape(CELERY_PREFIX)}[^\n`]*)", joined)]
 
 
+def _bash_lines(text: str) -> list[str]:
+    """Every command of the ```bash blocks, continuation lines joined."""
+    lines = []
+    for block in re.findall(r"```bash\n(.*?)\n\s*```", text, re.S):
+        for line in re.sub(r"\\\n\s*", "", block).splitlines():
+            if line.strip() and not line.strip().startswith("#"):
+                lines.append(line.strip())
+    return lines
+
+
+DISTRIBUTED_MD = (ROOT / "DISTRIBUTED.md").read_text()
+CLUSTER_COMMANDS = {
+    " ".join(["celery", *CELERY[3:], *argv]) for argv in (WORKFLOW_WORKER, STEP_WORKER, BEAT)
+}
+#: Commands that test_monitoring_commands_work_on_the_cluster runs as written.
+RUN_BY_TEST = (f"{CELERY_PREFIX} inspect ", "redis-cli ", "pyworkflow runs list ")
+FLOWER = f"{CELERY_PREFIX} flower"
+
+
 def test_distributed_md_commands_are_the_ones_tested() -> None:
-    tested = {
-        " ".join(["celery", *CELERY[3:], *argv]) for argv in (WORKFLOW_WORKER, STEP_WORKER, BEAT)
-    }
-    commands = _commands_in((ROOT / "DISTRIBUTED.md").read_text())
-    assert tested <= set(commands), f"DISTRIBUTED.md must show {tested - set(commands)}"
+    commands = _commands_in(DISTRIBUTED_MD)
+    missing = CLUSTER_COMMANDS - set(commands)
+    assert not missing, f"DISTRIBUTED.md must show {missing}"
     for command in commands:  # every other variant only adds options to a tested command
-        assert any(command.startswith(base) for base in tested) or " flower" in command, command
+        assert any(command.startswith(base) for base in CLUSTER_COMMANDS) or command.startswith(
+            (*RUN_BY_TEST, FLOWER)
+        ), command
+    for line in _bash_lines(DISTRIBUTED_MD):  # and nothing else is left untested
+        assert (
+            line.startswith("export PYWORKFLOW_")
+            or any(line.startswith(base) for base in CLUSTER_COMMANDS)
+            or line.startswith((*RUN_BY_TEST, FLOWER))
+            or line == "pip install flower"
+        ), f"DISTRIBUTED.md shows a command no test runs: {line}"
 
 
-def test_docker_compose_has_the_topology() -> None:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    services = compose["services"]
-    assert {"redis", "postgres", "workflow-worker", "step-worker", "beat", "app"} <= set(services)
+def _argv(command: str, cluster: Cluster) -> list[str]:
+    """A documented command as this machine runs it: this Python's celery and CLI, the
+    test Redis instead of localhost:6379/0."""
+    words = shlex.split(command)
+    if words[0] == "celery":
+        return [*CELERY, *words[3:]]
+    if words[0] == "pyworkflow":
+        return [sys.executable, "-m", "pyworkflow.cli", *words[1:]]
+    url = urlparse(cluster.broker)
+    swap = {"-h": url.hostname, "-p": str(url.port), "-n": url.path.lstrip("/")}
+    return [swap.get(words[i - 1], w) if i else w for i, w in enumerate(words)]
 
-    def command(name: str) -> str:
-        value = services[name]["command"]
-        return value if isinstance(value, str) else " ".join(value)
 
-    assert command("workflow-worker").startswith(
-        " ".join(["celery", *CELERY[3:], *WORKFLOW_WORKER])
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_monitoring_commands_work_on_the_cluster(cluster: Cluster) -> None:
+    ran = []
+    for command in _bash_lines(DISTRIBUTED_MD):
+        if not command.startswith(RUN_BY_TEST):
+            continue
+        done = subprocess.run(
+            _argv(command, cluster), cwd=ROOT, env=cluster.env, capture_output=True, text=True
+        )
+        assert done.returncode == 0, (command, done.stdout[-2000:], done.stderr[-2000:])
+        ran.append(command)
+        if command.endswith("active_queues"):
+            for queue in ("pyworkflow.workflows", "pyworkflow.schedules", "pyworkflow.steps"):
+                assert f"'name': '{queue}'" in done.stdout, done.stdout
+        elif " llen " in command:
+            assert done.stdout.strip().isdigit(), done.stdout
+    assert len(ran) >= 3, ran
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(60)
+def test_flower_command_shows_the_queues(cluster: Cluster) -> None:
+    # Flower is in the dev extra so that this runs; users install it themselves.
+    (command,) = [c for c in _bash_lines(DISTRIBUTED_MD) if c.startswith(FLOWER)]
+    port = free_port()
+    argv = [*_argv(command.replace("--port=5555", f"--port={port}"), cluster)]
+    env = {**cluster.env, "FLOWER_UNAUTHENTICATED_API": "true"}
+    flower = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    assert command("step-worker").startswith(" ".join(["celery", *CELERY[3:], *STEP_WORKER]))
-    assert command("beat").startswith(" ".join(["celery", *CELERY[3:], *BEAT]))
-    assert "examples/celery/01_basic_workflow.py" in command("app")
+
+    def get(path: str) -> str | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+                return str(reply.read().decode())
+        except OSError:
+            return None
+
+    try:
+        wait_until(lambda: get("/healthcheck") == "OK", timeout=30, message="Flower never came up")
+        queues = json.loads(get("/api/queues/length") or "{}")
+        names = {q["name"] for q in queues["active_queues"]}
+        assert {"pyworkflow.workflows", "pyworkflow.steps", "pyworkflow.schedules"} <= names
+    finally:
+        kill_tree(flower.pid)
+        flower.wait(timeout=10)
+
+
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def _compose_command(name: str) -> list[str]:
+    value = COMPOSE["services"][name]["command"]
+    return shlex.split(value) if isinstance(value, str) else list(value)
+
+
+def test_docker_compose_is_consistent() -> None:
+    """What ``docker compose config`` would check (no Docker here): every service has an
+    image, its dependencies and named volumes exist; and what it cannot: the commands."""
+    services = COMPOSE["services"]
+    assert set(services) == {"redis", "postgres", "workflow-worker", "step-worker", "beat", "app"}
+    for name, service in services.items():
+        assert service.get("image"), name
+        assert set(service.get("depends_on", {})) <= set(services) - {name}, name
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in COMPOSE["volumes"], (name, volume)
+    assert _compose_command("redis")[:1] == ["redis-server"]
+    assert "command" not in services["postgres"]  # the image's own
+    assert _compose_command("app") == ["python", "examples/celery/durable/01_basic_workflow.py"]
     for name in ("workflow-worker", "step-worker", "beat", "app"):
         env = services[name]["environment"]
         assert env["PYWORKFLOW_CELERY_BROKER"].startswith("redis://redis:")
         assert env["PYWORKFLOW_STORAGE_TYPE"] == "postgres"
+        assert env["PYWORKFLOW_DISCOVER"] == "examples.celery.durable"
+
+
+@pytest.mark.parametrize(
+    ("service", "base"),
+    [("workflow-worker", WORKFLOW_WORKER), ("step-worker", STEP_WORKER), ("beat", BEAT)],
+)
+def test_docker_compose_runs_the_cluster_commands(service: str, base: list[str]) -> None:
+    """Each Celery service runs the test cluster's command, plus options Celery knows."""
+    words = _compose_command(service)
+    assert words[: 3 + len(base)] == ["celery", *CELERY[3:], *base], words
+    extra = [w.split("=")[0] for w in words[3 + len(base) :] if w.startswith("-")]
+    usage = subprocess.run(
+        [*CELERY, base[0], "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    ).stdout
+    for option in extra:
+        assert re.search(rf"{re.escape(option)}\b", usage), f"{service}: unknown {option}"

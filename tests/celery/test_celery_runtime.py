@@ -8,6 +8,7 @@ in parallel" are measured, not assumed. Numbers worth knowing are printed (``-s`
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import signal
 import time
@@ -114,17 +115,34 @@ async def _sleep_lateness(store: StorageBackend, run_id: str) -> float:
     return (completed.timestamp - due).total_seconds()
 
 
-async def test_sleep_is_woken_by_beat_never_early(
-    celery_env: dict[str, str], store: StorageBackend
-) -> None:
-    run_ids = [await _launch(store, flows.sleeper, _tag(), "2s") for _ in range(5)]
+def _percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest value at least ``fraction`` of them reach."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+async def _sleepers(store: StorageBackend, count: int) -> list[float]:
+    """Start ``count`` runs that ``sleep("3s")`` at once; each one's lateness (s)."""
+    run_ids = [await _launch(store, flows.sleeper, _tag(), "3s") for _ in range(count)]
     lateness = []
     for run_id in run_ids:
         run = await _finished(store, run_id)
         assert run.status is RunStatus.COMPLETED and run.result == "42"
+        # Each timer fired once: one sleep.completed per sleep, one completion.
+        assert await _count(store, run_id, "sleep.completed") == 1
+        assert await _count(store, run_id, "workflow.completed") == 1
         lateness.append(await _sleep_lateness(store, run_id))
-    print(f"\nsleep('2s') woke late by: {', '.join(f'{x * 1000:.0f}ms' for x in lateness)}")
-    assert all(0 <= late <= 1.5 for late in lateness), lateness
+    return lateness
+
+
+async def test_sleep_resumes_on_time_at_the_95th_percentile(
+    celery_env: dict[str, str], store: StorageBackend
+) -> None:
+    lateness = await _sleepers(store, 20)
+    p50, p95 = _percentile(lateness, 0.5), _percentile(lateness, 0.95)
+    print(f"\n20 x sleep('3s') woke late by p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+    assert min(lateness) >= 0, "a sleep ended early"
+    assert p95 <= 1.5, sorted(lateness)
 
 
 async def test_retry_waits_on_the_durable_timer(
@@ -227,13 +245,10 @@ async def test_two_beat_processes_fire_each_timer_once(
 ) -> None:
     cluster.beat("beat2")
     try:
-        run_ids = [await _launch(store, flows.sleeper, _tag(), "1s") for _ in range(5)]
-        for run_id in run_ids:
-            run = await _finished(store, run_id)
-            assert run.status is RunStatus.COMPLETED
-            assert await _count(store, run_id, "sleep.completed") == 1
-            assert await _count(store, run_id, "workflow.completed") == 1
-            assert await _sleep_lateness(store, run_id) <= 1.5
+        lateness = await _sleepers(store, 20)  # checks one sleep.completed per sleep
+        p95 = _percentile(lateness, 0.95)
+        print(f"\ntwo Beats, 20 x sleep('3s'): p95 lateness {p95 * 1000:.0f} ms")
+        assert min(lateness) >= 0 and p95 <= 1.5, sorted(lateness)
         for beat in ("beat", "beat2"):
             assert "Sending due task pyworkflow.tick" in cluster.log(beat)
     finally:
@@ -265,3 +280,31 @@ async def test_start_from_the_test_process_returns_before_the_run_exists(
     run = await _finished(storage, run_id)
     assert run.status is RunStatus.COMPLETED
     await storage.disconnect()
+
+
+async def test_code_changed_under_a_sleeping_run(
+    cluster: Cluster, celery_env: dict[str, str], store: StorageBackend
+) -> None:
+    """DISTRIBUTED.md, "Upgrading running workflows": a change after the run's position
+    is picked up; a change before it fails the run with NondeterminismError, for good."""
+    tags = {change: _tag() for change in ("after", "before")}
+    run_ids = {c: await _launch(store, flows.upgrade, tag, c) for c, tag in tags.items()}
+    for run_id in run_ids.values():
+        await eventually(lambda r=run_id: _count(store, r, "sleep.started"), timeout=20)
+    for tag in tags.values():  # "deploy" while both runs sleep
+        (cluster.workdir / f"{tag}.v2").write_text("deployed")
+    after, before = [await _finished(store, run_ids[c]) for c in ("after", "before")]
+    assert after.status is RunStatus.COMPLETED and after.result == '["a", "b"]'
+    assert before.status is RunStatus.FAILED
+    assert before.error is not None and before.error.startswith(
+        "Non-deterministic workflow: at position 1 the event log recorded step 'celery_upgrade_a'"
+    ), before.error
+    (failed,) = await store.get_events(run_ids["before"], ["workflow.failed"])
+    assert failed.data["error_type"] == "NondeterminismError"
+    # Deploying the old code back does not revive it: FAILED is final.
+    (cluster.workdir / f"{tags['before']}.v2").unlink()
+    await celery_runtime.CeleryRuntime().resume_workflow(run_ids["before"], store)
+    await asyncio.sleep(1.0)
+    again = await store.get_run(run_ids["before"])
+    assert again is not None and again.status is RunStatus.FAILED
+    assert await _count(store, run_ids["before"], "workflow.failed") == 1

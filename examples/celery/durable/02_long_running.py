@@ -1,10 +1,9 @@
 """A sleeping run on Celery: no worker holds it; Beat's timer tick wakes it.
 
-The twin of ``examples/local/durable/04_long_running.py``. With the workers and Beat
-of ``01_basic_workflow.py`` running (``PYWORKFLOW_DISCOVER`` must also name
-``examples.celery.04_long_running``), run from the repository root:
+The twin of ``examples/local/durable/04_long_running.py``. With Redis, the workers
+and Beat of ../README.md running, run from the repository root:
 
-    python examples/celery/04_long_running.py
+    python examples/celery/durable/02_long_running.py
 
 ``await sleep("3s")`` records ``sleep.started`` and a durable timer row, then the run
 is SUSPENDED: no task waits in the broker and no worker keeps it in memory. Every
