@@ -35,6 +35,9 @@ missing_packages() {
     local pkgs=()
     [ -n "$(find_redis)" ] || pkgs+=(redis-server)
     [ -n "$(find_pg_bindir)" ] || pkgs+=(postgresql)
+    # No Docker engine runs here, but `docker-compose config` validates the compose
+    # file users run, without one.
+    command -v docker-compose >/dev/null 2>&1 || pkgs+=(docker-compose)
     echo "${pkgs[*]:-}"
 }
 
@@ -66,3 +69,4 @@ fi
 
 echo "ensure-servers: redis-server: $(find_redis)"
 echo "ensure-servers: postgres bin: $(find_pg_bindir)"
+echo "ensure-servers: docker-compose: $(command -v docker-compose)"

@@ -237,6 +237,19 @@ def _compose_command(name: str) -> list[str]:
     return shlex.split(value) if isinstance(value, str) else list(value)
 
 
+def test_docker_compose_config_validates() -> None:
+    """What `docker compose config` checks, with Debian's docker-compose (no engine is
+    needed for it; scripts/ensure-servers.sh installs it)."""
+    done = subprocess.run(
+        ["docker-compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
 def test_docker_compose_is_consistent() -> None:
     """What ``docker compose config`` would check (no Docker here): every service has an
     image, its dependencies and named volumes exist; and what it cannot: the commands."""
