@@ -65,19 +65,19 @@ def render(results: dict[str, Any], rows: list[Row], plots: list[Path]) -> str:
     meta = results["meta"]
     out = [START, "", _machine(meta), "", f"Engines: {', '.join(meta['engines'])}.", ""]
     out += [
-        "### Targets",
+        "### Targets (this run)",
         "",
         report.markdown_table(report.TARGETS_HEADER, report.targets_table(results["targets"])),
         "",
     ]
-    out += ["### Results", "", report.markdown_rows(rows), ""]
+    out += ["### Measurements", "", report.markdown_rows(rows), ""]
     notes = []
     if "W5" in results["workloads"]:
         notes.append(f"W5 runs per engine: {w5.sizes(results['workloads']['W5'])}.")
     for shape, data in results["workloads"].get("W3", {}).get("shapes", {}).items():
         for skip in data["skipped"]:
             notes.append(f"W3 {shape} K={skip['k']} {skip['engine']}: skipped, {skip['reason']}.")
-    notes += [f"Failed: {error}" for error in results["errors"]]
+    notes += [f"Failed: {error}" for error in dict.fromkeys(results["errors"])]
     out += [f"- {note}" for note in notes] + ([""] if notes else [])
     out += [f"![{p.stem}](img/{p.name})" for p in plots] + [""]
     out += _profile(results.get("profile"))

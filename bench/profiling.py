@@ -110,7 +110,7 @@ def run(ctx: Context) -> dict[str, Any]:
     plan = ctx.plan
     size = ["--runs", str(plan.w1_runs), "--steps", str(plan.w1_steps)]
     breakdown: dict[str, list[float]] = {}
-    for rep in range(plan.reps):
+    for rep in range(plan.profile_reps):
         for label, script, args in rotate(_variants(ctx), rep):
             result = ctx.attempt(f"profile {label}", ctx.ours_python, script, [*args, *size], 600)
             if result is not None:

@@ -59,7 +59,7 @@ def rows(result: dict[str, Any]) -> list[Row]:
         ("bytes_per_run", "B", False, True, "storage per run"),
         ("rss_before_mb", "MiB", False, False, "RSS before"),
         ("rss_idle_mb", "MiB", False, False, "RSS while they sleep"),
-        ("rss_growth_kb_per_run", "KiB", False, True, "RSS growth per run"),
+        ("rss_growth_kb_per_run", "KiB", False, False, "RSS growth per run"),
         ("starts_per_s", "", True, True, "starts/s"),
     ]:
         out += metric_rows(
