@@ -19,6 +19,10 @@ import importlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pyworkflow.storage.file import FileStorageBackend
+from pyworkflow.storage.memory import InMemoryStorageBackend
+from pyworkflow.storage.sqlite import SQLiteStorageBackend
+
 if TYPE_CHECKING:
     from pyworkflow.storage.base import StorageBackend
 
@@ -122,12 +126,8 @@ def config_to_storage(config: Mapping[str, Any] | None = None) -> StorageBackend
     kind = _storage_type(options)
     _check_keys(kind, options)
     if kind == "memory":
-        from pyworkflow.storage.memory import InMemoryStorageBackend
-
         return InMemoryStorageBackend()
     if kind == "file":
-        from pyworkflow.storage.file import FileStorageBackend
-
         return FileStorageBackend(base_path=_path(options, DEFAULT_FILE_PATH))
     if kind == "sqlite":
         return _sqlite_backend(_path(options, DEFAULT_SQLITE_PATH))
@@ -178,13 +178,7 @@ def _path(options: Mapping[str, Any], default: str) -> str:
 
 
 def _sqlite_backend(db_path: str) -> StorageBackend:
-    try:
-        from pyworkflow.storage.sqlite import SQLiteStorageBackend
-    except ImportError as exc:
-        raise ValueError(
-            f"SQLite storage needs the aiosqlite driver ({exc}). "
-            "Install it with: pip install 'pyworkflow[sqlite]'."
-        ) from exc
+    # aiosqlite is a core dependency: the embedded default is always available.
     return SQLiteStorageBackend(db_path=db_path)
 
 

@@ -171,6 +171,4 @@ def test_missing_driver_gives_value_error(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setitem(sys.modules, "pyworkflow.storage.postgres", None)
     with pytest.raises(ValueError, match=r"pip install 'pyworkflow\[postgres\]'"):
         config_to_storage({"type": "postgres", "dsn": "postgresql://x"})
-    monkeypatch.setitem(sys.modules, "pyworkflow.storage.sqlite", None)
-    with pytest.raises(ValueError, match="aiosqlite"):
-        config_to_storage({"type": "sqlite"})
+    # SQLite has no such case: aiosqlite is a core dependency (the embedded default).
