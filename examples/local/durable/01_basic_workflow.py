@@ -10,11 +10,13 @@ moves on, so a crash after ``charge_card`` would never charge the card twice.
 """
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
 from pyworkflow import (
     SQLiteStorageBackend,
+    get_storage,
     get_workflow_events,
     get_workflow_result,
     get_workflow_run,
@@ -50,8 +52,12 @@ async def process_order(order_id: str, amount: float) -> dict:
 
 
 async def main() -> None:
-    db_path = Path(tempfile.mkdtemp()) / "basic.db"
-    storage = SQLiteStorageBackend(str(db_path))
+    # PYWORKFLOW_STORAGE_TYPE (e.g. postgres + PYWORKFLOW_POSTGRES_*) picks the storage;
+    # without it, a SQLite file in a temporary directory.
+    if os.environ.get("PYWORKFLOW_STORAGE_TYPE"):
+        storage = get_storage()
+    else:
+        storage = SQLiteStorageBackend(str(Path(tempfile.mkdtemp()) / "basic.db"))
 
     # start() runs the workflow right away (local runtime) and returns the run id.
     run_id = await start(process_order, "A-100", 42.5, durable=True, storage=storage)
@@ -64,7 +70,7 @@ async def main() -> None:
     print(f"status:   {run.status.value}")
     print(f"result:   {result}")
     print(f"events:   {len(events)} ({', '.join(e.type.value for e in events)})")
-    print(f"database: {db_path}")
+    print(f"storage:  {type(storage).__name__}")
 
 
 if __name__ == "__main__":

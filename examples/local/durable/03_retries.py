@@ -12,6 +12,7 @@ continue it. A ``FatalError`` is never retried.
 """
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from pyworkflow import (
     FatalError,
     RunStatus,
     SQLiteStorageBackend,
+    get_storage,
     get_workflow_events,
     get_workflow_result,
     get_workflow_run,
@@ -52,7 +54,12 @@ async def sync_item(item: str) -> str:
 
 
 async def main() -> None:
-    storage = SQLiteStorageBackend(str(Path(tempfile.mkdtemp()) / "retries.db"))
+    # PYWORKFLOW_STORAGE_TYPE (e.g. postgres + PYWORKFLOW_POSTGRES_*) picks the storage;
+    # without it, a SQLite file in a temporary directory.
+    if os.environ.get("PYWORKFLOW_STORAGE_TYPE"):
+        storage = get_storage()
+    else:
+        storage = SQLiteStorageBackend(str(Path(tempfile.mkdtemp()) / "retries.db"))
 
     run_id = await start(sync_item, "invoice-7", durable=True, storage=storage)
     run = await get_workflow_run(run_id, storage=storage)

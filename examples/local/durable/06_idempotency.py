@@ -12,11 +12,12 @@ storage, so this holds across processes and restarts.
 """
 
 import asyncio
+import os
 import tempfile
 from collections import Counter
 from pathlib import Path
 
-from pyworkflow import SQLiteStorageBackend, get_workflow_result, start, step, workflow
+from pyworkflow import SQLiteStorageBackend, get_storage, get_workflow_result, start, step, workflow
 
 charges: Counter[str] = Counter()
 
@@ -33,7 +34,12 @@ async def take_payment(payment_id: str, cents: int) -> str:
 
 
 async def main() -> None:
-    storage = SQLiteStorageBackend(str(Path(tempfile.mkdtemp()) / "idempotency.db"))
+    # PYWORKFLOW_STORAGE_TYPE (e.g. postgres + PYWORKFLOW_POSTGRES_*) picks the storage;
+    # without it, a SQLite file in a temporary directory.
+    if os.environ.get("PYWORKFLOW_STORAGE_TYPE"):
+        storage = get_storage()
+    else:
+        storage = SQLiteStorageBackend(str(Path(tempfile.mkdtemp()) / "idempotency.db"))
 
     async def pay(payment_id: str) -> str:
         return await start(
