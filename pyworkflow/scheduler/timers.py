@@ -31,8 +31,8 @@ from typing import Any
 from loguru import logger
 
 from pyworkflow.runtime.lease import new_owner
-from pyworkflow.storage.base import CommitBatch, StorageBackend
-from pyworkflow.storage.schemas import Timer
+from pyworkflow.scheduler.tick import claim_wakeups
+from pyworkflow.storage.base import StorageBackend
 
 ResumeFn = Callable[[str], Awaitable[Any]]
 
@@ -95,38 +95,33 @@ class TimerService:
             await asyncio.gather(*list(self._active), return_exceptions=True)
 
     async def tick(self) -> int:
-        """Claim due timers once and start resuming their runs; returns the count."""
-        now = datetime.now(UTC)
-        timers = await self.storage.claim_due_timers(
-            now, self.owner, self.claim_seconds, self.batch_size
-        )
-        by_run: dict[str, list[Timer]] = {}
-        for timer in timers:
-            by_run.setdefault(timer.run_id, []).append(timer)
-        for run_id, run_timers in by_run.items():
-            self._spawn(run_id, run_timers)
-        if time.monotonic() - self._last_stale_check >= self.stale_check_interval:
+        """Claim due timers once and start resuming their runs; returns how many runs."""
+        stale_due = time.monotonic() - self._last_stale_check >= self.stale_check_interval
+        if stale_due:
             self._last_stale_check = time.monotonic()
-            for run_id in await self.storage.list_stale_runs(now):
-                self._spawn(run_id, [])
-        return len(timers)
+        wakeups = await claim_wakeups(
+            self.storage,
+            self.owner,
+            lookahead=0.0,
+            claim_seconds=self.claim_seconds,
+            limit=self.batch_size,
+            include_stale=stale_due,
+        )
+        for wake in wakeups:
+            self._spawn(wake.run_id)
+        return len(wakeups)
 
-    def _spawn(self, run_id: str, timers: list[Timer]) -> None:
-        task = asyncio.get_running_loop().create_task(self._fire(run_id, timers))
+    def _spawn(self, run_id: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._fire(run_id))
         self._active.add(task)
         task.add_done_callback(self._active.discard)
 
-    async def _fire(self, run_id: str, timers: list[Timer]) -> None:
+    async def _fire(self, run_id: str) -> None:
         async with self._sem:
             try:
                 await self.resume(run_id)
             except Exception as error:
                 logger.opt(exception=error).error("Resuming run {} failed: {}", run_id, error)
-                return
-        # "wake" timers are not consumed by an activation; drop them once fired.
-        wake = [t.timer_id for t in timers if t.kind == "wake"]
-        if wake:
-            await self.storage.commit(CommitBatch(run_id=run_id, timers_delete=wake))
 
     async def _next_delay(self) -> float:
         due = await self.storage.next_timer_due()
