@@ -143,11 +143,6 @@ class Activation:
         self._position += 1
         return self._position
 
-    @property
-    def positions_used(self) -> int:
-        """How many positions this activation has taken so far."""
-        return self._position
-
     def next_counter(self) -> int:
         """The sleep/hook counter shared by both kinds (first call gives 1)."""
         self._counter += 1

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from typing import Any
 
 from pyworkflow.core.exceptions import NondeterminismError
 from pyworkflow.engine import events as ev
@@ -143,8 +142,3 @@ async def _release_quietly(act: Activation) -> None:
         return
     with contextlib.suppress(Exception):
         await act.storage.release_run_lease(act.run_id, act.lease_owner)
-
-
-def outcome_value(outcome: Outcome) -> Any:
-    """The workflow's result for a completion, else None."""
-    return outcome.result if isinstance(outcome, Completed) else None

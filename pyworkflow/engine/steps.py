@@ -29,26 +29,12 @@ from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation
 from pyworkflow.engine.dispatch import StepCommand, redispatch_at
 from pyworkflow.engine.ids import nth_call_id, step_base_id
-from pyworkflow.engine.step_call import (
-    StepCall,
-    exhausted_error,
-    invoke,
-    replay_failure,
-    retry_delay_for,
-)
+from pyworkflow.engine.step_call import StepCall, invoke, replay_failure, retry_delay_for
 from pyworkflow.engine.step_outcomes import AttemptOutcome, run_attempt
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.schemas import Timer, make_timer_id
 
-__all__ = [
-    "DurableStep",
-    "StepCall",
-    "exhausted_error",
-    "invoke",
-    "replay_failure",
-    "retry_delay_for",
-    "run_step_transient",
-]
+__all__ = ["DurableStep", "StepCall", "invoke", "run_step_transient"]
 
 
 class DurableStep:
