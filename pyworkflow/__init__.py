@@ -70,6 +70,7 @@ from pyworkflow.core.workflow import workflow
 from pyworkflow.discovery import DiscoveryError, discover_workflows
 from pyworkflow.engine.executor import (
     ConfigurationError,
+    cancel_workflow,
     get_workflow_chain,
     get_workflow_events,
     get_workflow_result,
@@ -83,6 +84,9 @@ from pyworkflow.observability import (
     configure_logging,
     get_logger,
 )
+from pyworkflow.primitives.define_hook import TypedHook, define_hook
+from pyworkflow.primitives.hooks import hook
+from pyworkflow.primitives.resume_hook import ResumeResult, resume_hook
 from pyworkflow.primitives.shield import shield
 from pyworkflow.primitives.sleep import sleep
 from pyworkflow.runtime import LocalRuntime, Runtime, get_runtime, register_runtime
@@ -120,6 +124,7 @@ __all__ = [
     "MockContext",
     "NondeterminismError",
     "OverlapPolicy",
+    "ResumeResult",
     "RetryableError",
     "RunStatus",
     "Runtime",
@@ -130,6 +135,7 @@ __all__ = [
     "StepContext",
     "StorageBackend",
     "SuspensionSignal",
+    "TypedHook",
     "WorkflowAlreadyRunningError",
     "WorkflowContext",
     "WorkflowError",
@@ -139,9 +145,11 @@ __all__ = [
     "__version__",
     "bind_step_context",
     "bind_workflow_context",
+    "cancel_workflow",
     "configure",
     "configure_from_yaml",
     "configure_logging",
+    "define_hook",
     "discover_workflows",
     "get_config",
     "get_context",
@@ -157,12 +165,14 @@ __all__ = [
     "get_workflow_run",
     "has_context",
     "has_step_context",
+    "hook",
     "list_steps",
     "list_workflows",
     "register_runtime",
     "reset_config",
     "reset_context",
     "resume",
+    "resume_hook",
     "set_context",
     "set_step_context",
     "shield",

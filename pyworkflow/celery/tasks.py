@@ -30,6 +30,8 @@ from loguru import logger
 from pyworkflow.celery import loop
 from pyworkflow.celery.app import celery_app, tick_interval
 from pyworkflow.celery.queues import EXECUTE_STEP, RESUME_WORKFLOW, START_WORKFLOW, TICK
+from pyworkflow.context.base import reset_context, set_context
+from pyworkflow.context.step_worker import StepWorkerContext
 from pyworkflow.core.exceptions import WorkflowNotFoundError
 from pyworkflow.engine.dispatch import StepCommand
 from pyworkflow.engine.outcome import Outcome
@@ -285,7 +287,14 @@ def execute_step_task(
 
     async def body() -> bool:
         storage = await loop.storage_for(storage_config)
-        return await execute_step_command(storage, cmd)
+        # The body may poll get_context().check_cancellation(); the worker keeps it
+        # current while the step runs.
+        ctx = StepWorkerContext(run_id)
+        token = set_context(ctx)
+        try:
+            return await execute_step_command(storage, cmd, on_cancel=ctx.request_cancellation)
+        finally:
+            reset_context(token)
 
     resume = loop.run(body())
     if resume:

@@ -24,10 +24,12 @@ from pyworkflow.context.base import WorkflowContext
 from pyworkflow.core.exceptions import CancellationError
 from pyworkflow.engine.activation import Activation, EventLimits
 from pyworkflow.engine.events import Event
+from pyworkflow.engine.hooks import HookSpec, decode_payload, durable_hook
+from pyworkflow.engine.sleeps import durable_sleep
 from pyworkflow.engine.state import RunState
 from pyworkflow.engine.steps import DurableStep, StepCall, run_step_transient
-from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.serialization.encoder import serialize
+from pyworkflow.utils.duration import parse_duration_seconds
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -95,6 +97,7 @@ class LocalContext(WorkflowContext):
     async def execute_step(self, call: StepCall) -> Any:
         """Run an ``@step`` call: recorded inline when durable, else transient."""
         if self._act is None:
+            self.check_cancellation()
             return await run_step_transient(call)
         return await DurableStep(self._act, call).run()
 
@@ -102,7 +105,6 @@ class LocalContext(WorkflowContext):
         self, func: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any
     ) -> Any:
         """Run ``func`` as an explicit step (recorded when durable, no retries)."""
-        self.check_cancellation()
         step_name: str = name or getattr(func, "__name__", None) or "step"
         return await self.execute_step(StepCall(step_name, func, args, kwargs, max_retries=0))
 
@@ -110,23 +112,28 @@ class LocalContext(WorkflowContext):
         self, seconds: float, name: str | None = None, until: datetime | None = None
     ) -> None:
         """Durable: record a timer and suspend until it is due. Transient: wait."""
-        self.check_cancellation()
         if self._act is None:
+            self.check_cancellation()
             await asyncio.sleep(max(0.0, seconds))
             return
-        await self._act.sleep(seconds, name, until)
+        await durable_sleep(self._act, seconds, name, until)
 
     async def hook(
         self,
         name: str,
-        timeout: int | str | None = None,
+        timeout: int | float | str | None = None,
         on_created: Callable[[str], Awaitable[None]] | None = None,
         payload_schema: type[BaseModel] | None = None,
     ) -> Any:
-        """Wait for an outside event (durable runs only)."""
-        raise NotImplementedError(
-            "hook() needs the hooks feature, which this version does not include yet"
-        )
+        """Wait for an outside event (durable runs only); returns its payload."""
+        if self._act is None:
+            raise NotImplementedError(
+                "hook() needs a durable run: start the workflow with durable=True and a "
+                "storage, so the run can wait without holding this process."
+            )
+        seconds = parse_duration_seconds(timeout) if timeout is not None else None
+        spec = HookSpec(name, seconds, on_created, payload_schema)
+        return await durable_hook(self._act, spec)
 
     async def validate_event_limits(self) -> None:
         """Fail at the hard event limit, warn past the soft one (durable only)."""
@@ -345,4 +352,4 @@ class LocalContext(WorkflowContext):
 
 
 def _decode(raw: Any) -> Any:
-    return deserialize(raw) if isinstance(raw, str) else raw
+    return decode_payload(raw)

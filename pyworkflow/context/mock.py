@@ -180,7 +180,7 @@ class MockContext(WorkflowContext):
     async def hook(
         self,
         name: str,
-        timeout: int | str | None = None,
+        timeout: int | float | str | None = None,
         on_created: Callable[[str], Awaitable[None]] | None = None,
         payload_schema: type[BaseModel] | None = None,
     ) -> Any:

@@ -243,6 +243,53 @@ class HookAlreadyReceivedError(WorkflowError):
         self.hook_id = hook_id
 
 
+class HookDisposedError(HookNotFoundError):
+    """The hook no longer waits: its run ended, or its ``on_created`` callback failed.
+
+    A ``HookNotFoundError`` for code that only knows that one.
+
+    Example:
+        >>> err = HookDisposedError("run_1:hook_a_1:x", "hook_a_1", "its run was cancelled")
+        >>> str(err)
+        'Hook hook_a_1 no longer accepts payloads: its run was cancelled'
+    """
+
+    def __init__(self, token: str, hook_id: str, why: str) -> None:
+        super().__init__(token)
+        self.args = (f"Hook {hook_id} no longer accepts payloads: {why}",)
+        self.hook_id = hook_id
+
+
+class HookValidationError(WorkflowError, ValueError):
+    """A hook payload does not match the hook's model; nothing was recorded.
+
+    ``errors`` lists the problems as text; ``validation_error`` is the validator's own
+    error (pydantic's ``ValidationError`` when the model was available).
+
+    Example:
+        >>> err = HookValidationError("approval", None, None, ["approved: Field required"])
+        >>> str(err).split(";")[0]
+        "Payload for hook 'approval' is invalid (approved: Field required)"
+    """
+
+    def __init__(
+        self,
+        hook_name: str,
+        schema: Any,
+        validation_error: Any,
+        errors: list[str] | None = None,
+    ) -> None:
+        self.hook_name = hook_name
+        self.schema = schema
+        self.validation_error = validation_error
+        self.errors = list(errors or [])
+        detail = "; ".join(self.errors) or str(validation_error)
+        super().__init__(
+            f"Payload for hook '{hook_name}' is invalid ({detail}); nothing was recorded "
+            "and the run keeps waiting. Send a payload that matches the hook's schema."
+        )
+
+
 class WorkflowAlreadyRunningError(WorkflowError):
     """A run with the same idempotency key is still running.
 

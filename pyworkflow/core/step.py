@@ -69,7 +69,9 @@ def _decorate(
         ctx = _current.get()
         if ctx is None:
             return await invoke(call)
-        ctx.check_cancellation()
+        if not ctx.is_durable:
+            # Durable contexts check at the call's place in the log (see Activation).
+            ctx.check_cancellation()
         return await ctx.execute_step(call)
 
     attrs = wrapper.__dict__

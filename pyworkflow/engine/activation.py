@@ -25,8 +25,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from loguru import logger
@@ -35,63 +34,47 @@ from pyworkflow.core.exceptions import (
     CancellationError,
     EventLimitExceededError,
     NondeterminismError,
-    SuspensionSignal,
 )
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.dispatch import StepCommand
-from pyworkflow.engine.ids import sleep_id as make_sleep_id
+from pyworkflow.engine.signals import (
+    ActivationAborted,
+    ActivationClosed,
+    EventLimits,
+    StorageUnavailable,
+)
 from pyworkflow.engine.state import CallRecord, RunState
 from pyworkflow.storage.base import (
     CommitBatch,
     DuplicateEventError,
+    HookUpdate,
     RunUpdate,
     SequenceConflictError,
     StorageBackend,
 )
-from pyworkflow.storage.schemas import Timer, make_timer_id
+from pyworkflow.storage.schemas import Hook, Timer, make_timer_id
+
+__all__ = [
+    "Activation",
+    "ActivationAborted",
+    "ActivationClosed",
+    "EventLimits",
+    "StorageUnavailable",
+    "utcnow",
+]
 
 _MAX_COMMIT_RETRIES = 50
 _STEP_OUTCOMES = frozenset(
     {ev.EventType.STEP_COMPLETED, ev.EventType.STEP_FAILED, ev.EventType.STEP_RETRYING}
+)
+_HOOK_OUTCOMES = frozenset(
+    {ev.EventType.HOOK_RECEIVED, ev.EventType.HOOK_EXPIRED, ev.EventType.HOOK_DISPOSED}
 )
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-@dataclass
-class EventLimits:
-    """Soft/hard caps on a run's event count (``PyWorkflowConfig`` event_* fields)."""
-
-    soft: int = 10_000
-    hard: int = 50_000
-    warning_interval: int = 100
-
-
-class ActivationClosed(BaseException):
-    """A durable call arrived after the activation's outcome was decided.
-
-    Raised in leftover tasks (e.g. the other branches of an ``asyncio.gather`` whose
-    sibling suspended) so that they stop at their next durable call."""
-
-
-class ActivationAborted(BaseException):
-    """Another writer ended the run (it reached a terminal event) meanwhile."""
-
-
-class StorageUnavailable(BaseException):
-    """The storage failed (connection lost, server restarting) during an activation.
-
-    A ``BaseException`` so workflow code cannot mistake it for its own failure: the
-    activation stops, nothing more is recorded, and the run stays resumable. The
-    storage's own exception is ``__cause__`` (and ``error``).
-    """
-
-    def __init__(self, run_id: str, error: BaseException) -> None:
-        super().__init__(f"Storage failed while advancing run {run_id}: {error}")
-        self.error = error
 
 
 class Activation:
@@ -123,6 +106,8 @@ class Activation:
         self._pending_events: list[ev.Event] = []
         self._pending_upserts: dict[str, Timer] = {}
         self._pending_deletes: set[str] = set()
+        self._pending_hooks: list[Hook] = []
+        self._pending_hook_updates: dict[str, HookUpdate] = {}
         self._lock: asyncio.Lock | None = None
         self._inflight: set[asyncio.Future[None]] = set()
         self._tasks: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -142,6 +127,10 @@ class Activation:
         """Take the next position (1-based) for a durable call."""
         self._position += 1
         return self._position
+
+    def peek_position(self) -> int:
+        """The position the next durable call will take."""
+        return self._position + 1
 
     def next_counter(self) -> int:
         """The sleep/hook counter shared by both kinds (first call gives 1)."""
@@ -180,13 +169,24 @@ class Activation:
     # ------------------------------------------------------------------ cancellation
 
     def check_cancellation(self) -> None:
-        """Raise :class:`CancellationError` if cancellation was requested and not shielded."""
+        """Raise :class:`CancellationError` if cancellation was requested and not shielded.
+
+        Durable calls check only when the log has no outcome for them (the frontier):
+        replay returns what was recorded, so a run replays identically however late
+        the request arrived.
+        """
         if self.state.cancellation_requested and not self.cancellation_blocked:
             reason = self.state.cancellation_reason
             raise CancellationError(
                 message=f"Workflow was cancelled: {reason or 'no reason provided'}",
                 reason=reason,
             )
+
+    def note_cancellation(self, reason: str | None) -> None:
+        """A running step saw a cancellation request (its event is folded in at the
+        next commit); ``check_cancellation()`` reports it from now on."""
+        self.state.cancellation_requested = True
+        self.state.cancellation_reason = reason
 
     # ------------------------------------------------------------------ limits
 
@@ -211,63 +211,6 @@ class Activation:
                     run_id=self.run_id,
                 )
 
-    # ------------------------------------------------------------------ sleep
-
-    def begin_sleep(self, sid: str, name: str | None) -> tuple[int, str]:
-        """Enter a sleep call. A sleep recorded at this position keeps its recorded id
-        even if the duration computed now differs (e.g. ``until - now()``): timers are
-        identified by their place in the run, like Temporal's."""
-        position = self._position + 1
-        recorded = self.state.calls.get(position)
-        if recorded is not None and recorded.kind == "sleep":
-            sid = recorded.call_id
-        self.begin_call("sleep", name or sid, sid)
-        return position, sid
-
-    async def sleep(
-        self, seconds: float, name: str | None = None, until: datetime | None = None
-    ) -> None:
-        """Durable sleep: complete if due, else record it with a timer and suspend.
-
-        ``until`` (an aware datetime) sleeps to that moment; a new sleep until a past
-        moment is a ``ValueError``, a recorded one is simply due.
-        """
-        counter = self.next_counter()
-        if until is None:
-            sid = make_sleep_id(counter, seconds)
-        else:
-            sid = f"sleep_{counter}_until_{until.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
-        position, sid = self.begin_sleep(sid, name)
-        self.check_cancellation()
-        state = self.state
-        if sid in state.sleeps_completed:
-            return
-        resume_at = state.sleeps_started.get(sid)
-        if resume_at is None:
-            if until is not None and until <= self.now():
-                raise ValueError(
-                    f"Cannot sleep until past time {until.isoformat()}: pass a datetime in "
-                    "the future, or a duration such as '5m'."
-                )
-            if until is None and seconds <= 0:
-                return
-            self.validate_event_limits()
-            resume_at = until if until is not None else self.now() + timedelta(seconds=seconds)
-            started = ev.create_sleep_started_event(self.run_id, sid, seconds, resume_at, name)
-            started.data["position"] = position
-            self.buffer(events=[started])
-            state.sleeps_started[sid] = resume_at
-        elif resume_at <= self.now():
-            self.buffer(
-                events=[ev.create_sleep_completed_event(self.run_id, sid)],
-                timers_delete=[make_timer_id(self.run_id, "sleep", sid)],
-            )
-            state.sleeps_completed.add(sid)
-            return
-        # (Re)arming the timer in the suspending commit also resets a stale claim.
-        self.buffer(timers_upsert=[Timer(self.run_id, "sleep", sid, resume_at)])
-        raise SuspensionSignal(f"sleep:{sid}", resume_at=resume_at, sleep_id=sid)
-
     # ------------------------------------------------------------------ writing
 
     def buffer(
@@ -275,9 +218,14 @@ class Activation:
         events: Iterable[ev.Event] = (),
         timers_upsert: Iterable[Timer] = (),
         timers_delete: Iterable[str] = (),
+        hooks_create: Iterable[Hook] = (),
+        hook_updates: Iterable[HookUpdate] = (),
     ) -> None:
         """Queue bookkeeping to ride along with the next commit."""
         self._pending_events.extend(events)
+        self._pending_hooks.extend(hooks_create)
+        for update in hook_updates:
+            self._pending_hook_updates[update.hook_id] = update
         # Deletes first: re-arming a timer (same id) in the same call must win.
         for timer_id in timers_delete:
             self._pending_deletes.add(timer_id)
@@ -294,6 +242,8 @@ class Activation:
         timers_upsert: Iterable[Timer] = (),
         timers_delete: Iterable[str] = (),
         clear_timers: bool = False,
+        hooks_create: Iterable[Hook] = (),
+        hook_updates: Iterable[HookUpdate] = (),
     ) -> None:
         """Write buffered bookkeeping plus ``events`` in one transaction.
 
@@ -303,7 +253,7 @@ class Activation:
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
-            self.buffer(events, timers_upsert, timers_delete)
+            self.buffer(events, timers_upsert, timers_delete, hooks_create, hook_updates)
             await self._commit_pending(run_update, clear_timers)
 
     async def _commit_pending(self, run_update: RunUpdate | None, clear_timers: bool) -> None:
@@ -316,6 +266,8 @@ class Activation:
                 timers_upsert=list(self._pending_upserts.values()),
                 timers_delete=sorted(self._pending_deletes),
                 clear_timers=clear_timers,
+                hooks_create=list(self._pending_hooks),
+                hook_updates=list(self._pending_hook_updates.values()),
             )
             try:
                 await self.storage.commit(batch)
@@ -329,6 +281,8 @@ class Activation:
             self._pending_events.clear()
             self._pending_upserts.clear()
             self._pending_deletes.clear()
+            self._pending_hooks.clear()
+            self._pending_hook_updates.clear()
             return
         raise RuntimeError(
             f"Run {self.run_id}: could not commit after {_MAX_COMMIT_RETRIES} attempts; "
@@ -355,6 +309,9 @@ class Activation:
             if event.type in _STEP_OUTCOMES:
                 timer_id = make_timer_id(self.run_id, "step", str(event.data.get("step_id")))
                 self._pending_upserts.pop(timer_id, None)
+            elif event.type in _HOOK_OUTCOMES:
+                # The other writer settled the hook; our own verdict on it is void.
+                self._pending_hook_updates.pop(str(event.data.get("hook_id")), None)
 
     # ------------------------------------------------------------------ in-flight work
 

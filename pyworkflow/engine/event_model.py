@@ -129,6 +129,7 @@ _DEDUP_BY_ID: dict[EventType, tuple[str, str]] = {
     EventType.HOOK_CREATED: ("hook.created", "hook_id"),
     EventType.HOOK_RECEIVED: ("hook.outcome", "hook_id"),
     EventType.HOOK_EXPIRED: ("hook.outcome", "hook_id"),
+    EventType.HOOK_DISPOSED: ("hook.outcome", "hook_id"),
     EventType.CHILD_WORKFLOW_STARTED: ("child.started", "child_id"),
     EventType.CHILD_WORKFLOW_COMPLETED: ("child.outcome", "child_id"),
     EventType.CHILD_WORKFLOW_FAILED: ("child.outcome", "child_id"),

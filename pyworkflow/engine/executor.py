@@ -23,6 +23,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from loguru import logger
+
 from pyworkflow.config import get_config
 from pyworkflow.core.exceptions import (
     CancellationError,
@@ -30,7 +32,12 @@ from pyworkflow.core.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.core.registry import get_workflow, get_workflow_by_func
+from pyworkflow.engine.cancellation import (
+    cancel_without_code,
+    request_cancellation,
+    wait_until_ended,
+)
 from pyworkflow.engine.events import Event
 from pyworkflow.engine.ids import new_run_id
 from pyworkflow.runtime.factory import get_runtime, validate_runtime_durable
@@ -72,6 +79,11 @@ async def resolve_storage(storage: StorageBackend | None) -> StorageBackend:
             _default_storage = config_to_storage({})
         chosen = _default_storage
     return await ensure_connected(chosen)
+
+
+def embedded_storage_in_use() -> StorageBackend | None:
+    """The embedded SQLite default, if this process has already opened it."""
+    return _default_storage
 
 
 async def _existing_for_key(storage: StorageBackend, key: str) -> str | None:
@@ -190,6 +202,61 @@ async def resume(
     await ensure_connected(store)
     rt = get_runtime(runtime or get_config().default_runtime)
     return await rt.resume_workflow(run_id, store)
+
+
+async def cancel_workflow(
+    run_id: str,
+    reason: str | None = None,
+    wait: bool = False,
+    timeout: float | None = None,
+    storage: StorageBackend | None = None,
+) -> bool:
+    """Ask a run to stop. False if it had already ended (nothing is recorded).
+
+    The run sees the request at its next durable call (step, sleep, hook, child):
+    ``CancellationError`` is raised there, the workflow may catch it to compensate
+    (inside ``shield()``) and re-raise, and the run ends CANCELLED. A waiting run
+    (sleep, hook, retry delay) is woken at once; on the local runtime that happens
+    before this call returns. ``wait=True`` waits for a terminal status
+    (``timeout`` defaults to 60 s; ``TimeoutError`` after it).
+
+    Example:
+        >>> from pyworkflow import sleep, workflow
+        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
+        >>> @workflow(name="doctest_cancel")
+        ... async def nap() -> None:
+        ...     await sleep("1h")
+        >>> async def main():
+        ...     store = InMemoryStorageBackend()
+        ...     run_id = await start(nap, durable=True, storage=store)
+        ...     ok = await cancel_workflow(run_id, reason="not needed", storage=store)
+        ...     return ok, (await get_workflow_run(run_id, storage=store)).status.value
+        >>> asyncio.run(main())
+        (True, 'cancelled')
+    """
+    store = await resolve_storage(storage)
+    run = await request_cancellation(store, run_id, reason)
+    if run is None:
+        return False
+    if run.status in (RunStatus.SUSPENDED, RunStatus.INTERRUPTED):
+        await _wake_for_cancel(store, run, reason)
+    if wait:
+        await wait_until_ended(store, run_id, 60.0 if timeout is None else timeout)
+    return True
+
+
+async def _wake_for_cancel(store: StorageBackend, run: WorkflowRun, reason: str | None) -> None:
+    """Let the waiting run handle the request now (its code runs its compensation)."""
+    name = get_config().default_runtime
+    if name == "local" and get_workflow(run.workflow_name) is None:
+        # Nobody here can run its code: end it the way upstream did.
+        await cancel_without_code(store, run, reason)
+        return
+    try:
+        await get_runtime(name).schedule_resume(run.run_id, store)
+    except Exception as error:
+        # The request is recorded and a wake timer is armed; the run still ends.
+        logger.info("Run {} will handle its cancellation later: {}", run.run_id, error)
 
 
 async def get_workflow_run(

@@ -18,6 +18,7 @@ import traceback
 from pyworkflow.core.exceptions import NondeterminismError
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation, ActivationAborted, StorageUnavailable
+from pyworkflow.engine.hooks import pending_hook_updates
 from pyworkflow.engine.outcome import (
     Aborted,
     Cancelled,
@@ -105,14 +106,11 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
         outcome, raw = check_completion(act, outcome)
     try:
         if isinstance(outcome, Suspended):
-            # Dispatch mode: this activation saw the step outcomes, so their resume
-            # guard (see engine.dispatch) is no longer needed.
-            guard = (
-                [make_timer_id(act.run_id, "guard", "resume")] if act.commands is not None else []
-            )
+            # This activation saw what the resume guard (see engine.dispatch) was
+            # armed for (step outcomes, a hook payload), so it is no longer needed.
             await act.commit(
                 run_update=RunUpdate(status=RunStatus.SUSPENDED, release_lease=owner),
-                timers_delete=guard,
+                timers_delete=[make_timer_id(act.run_id, "guard", "resume")],
             )
         elif isinstance(outcome, Completed | Failed | Cancelled):
             status = terminal_status(outcome)
@@ -124,8 +122,14 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
                 release_lease=owner,
             )
             await act.commit(
-                [terminal_event(act, outcome, raw)], run_update=update, clear_timers=True
+                [terminal_event(act, outcome, raw)],
+                run_update=update,
+                clear_timers=True,
+                hook_updates=pending_hook_updates(act),
             )
+            if isinstance(outcome, Cancelled):
+                with contextlib.suppress(Exception):
+                    await act.storage.clear_cancellation_flag(act.run_id)
     except ActivationAborted as aborted:
         outcome = Aborted(str(aborted))
     except StorageUnavailable as failure:

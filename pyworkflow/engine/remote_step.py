@@ -25,6 +25,7 @@ from loguru import logger
 
 from pyworkflow.core.exceptions import FatalError
 from pyworkflow.core.registry import get_step
+from pyworkflow.engine.cancellation import watch_cancellation
 from pyworkflow.engine.dispatch import StepCommand, resume_guard
 from pyworkflow.engine.step_call import StepCall
 from pyworkflow.engine.step_outcomes import run_attempt
@@ -82,17 +83,23 @@ async def execute_step_command(
     cmd: StepCommand,
     *,
     clock: Callable[[], datetime] = _utcnow,
+    on_cancel: Callable[[str | None], None] | None = None,
 ) -> bool:
     """Run ``cmd`` once and record its outcome. Returns True when the run should be
     resumed (an outcome is recorded now or was already), False when the run is gone
-    or finished."""
+    or finished. ``on_cancel(reason)`` is called if the run is cancelled while the step
+    body runs (so that the body can stop cooperatively)."""
     run = await storage.get_run(cmd.run_id)
     if run is None or run.status in TERMINAL_STATUSES:
         return False
     if await already_recorded(storage, cmd):
         return True
     call = step_call_for(cmd)
-    outcome, _ = await run_attempt(cmd.run_id, call, cmd.step_id, cmd.attempt, clock)
+    if on_cancel is None:
+        outcome, _ = await run_attempt(cmd.run_id, call, cmd.step_id, cmd.attempt, clock)
+    else:
+        async with watch_cancellation(storage, cmd.run_id, on_cancel):
+            outcome, _ = await run_attempt(cmd.run_id, call, cmd.step_id, cmd.attempt, clock)
     batch = CommitBatch(
         run_id=cmd.run_id,
         events=outcome.events,

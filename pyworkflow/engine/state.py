@@ -67,6 +67,8 @@ class RunState:
     hooks_created: dict[str, dict[str, Any]] = field(default_factory=dict)
     hook_payloads_raw: dict[str, Any] = field(default_factory=dict)
     hooks_expired: set[str] = field(default_factory=set)
+    # hook id -> the error its on_created callback raised (the hook was disposed)
+    hooks_disposed: dict[str, dict[str, Any]] = field(default_factory=dict)
     children_started: dict[str, dict[str, Any]] = field(default_factory=dict)
     child_outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     cancellation_requested: bool = False
@@ -180,6 +182,10 @@ def _on_hook_expired(s: RunState, d: dict[str, Any]) -> None:
     s.hooks_expired.add(d["hook_id"])
 
 
+def _on_hook_disposed(s: RunState, d: dict[str, Any]) -> None:
+    s.hooks_disposed[d["hook_id"]] = d
+
+
 def _on_cancel_requested(s: RunState, d: dict[str, Any]) -> None:
     s.cancellation_requested = True
     s.cancellation_reason = d.get("reason")
@@ -219,6 +225,7 @@ _HANDLERS = {
     EventType.HOOK_CREATED: _on_hook_created,
     EventType.HOOK_RECEIVED: _on_hook_received,
     EventType.HOOK_EXPIRED: _on_hook_expired,
+    EventType.HOOK_DISPOSED: _on_hook_disposed,
     EventType.CANCELLATION_REQUESTED: _on_cancel_requested,
     EventType.CHILD_WORKFLOW_STARTED: _on_child_started,
     EventType.CHILD_WORKFLOW_COMPLETED: _on_child_outcome,

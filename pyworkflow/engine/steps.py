@@ -27,6 +27,7 @@ from loguru import logger
 from pyworkflow.core.exceptions import FatalError, SuspensionSignal
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation
+from pyworkflow.engine.cancellation import watch_cancellation
 from pyworkflow.engine.dispatch import StepCommand, redispatch_at
 from pyworkflow.engine.ids import nth_call_id, step_base_id
 from pyworkflow.engine.step_call import StepCall, invoke, replay_failure, retry_delay_for
@@ -52,13 +53,13 @@ class DurableStep:
     async def run(self) -> Any:
         act, step_id = self.act, self.step_id
         position = act.begin_call("step", self.call.name, step_id)
-        act.check_cancellation()
         state = act.state
         if state.has_step_result(step_id):
             return state.step_result(step_id)
         failure = state.step_failures.get(step_id)
         if failure is not None:
             raise replay_failure(failure)
+        act.check_cancellation()
         attempt = state.step_next_attempt.get(step_id, 1)
         timers_delete: list[str] = []
         if attempt > 1:
@@ -124,7 +125,8 @@ class DurableStep:
 
     async def _attempt(self, started: ev.Event, attempt: int, timers_delete: list[str]) -> Any:
         act, call = self.act, self.call
-        outcome, error = await run_attempt(act.run_id, call, self.step_id, attempt, act.now)
+        async with watch_cancellation(act.storage, act.run_id, act.note_cancellation):
+            outcome, error = await run_attempt(act.run_id, call, self.step_id, attempt, act.now)
         await act.commit(
             [started, *outcome.events],
             timers_upsert=[outcome.timer] if outcome.timer else [],

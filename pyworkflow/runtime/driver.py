@@ -176,6 +176,10 @@ async def resume_run(
     if run is None:
         raise WorkflowNotFoundError(run_id)
     if run.status in TERMINAL_STATUSES:
+        # A late writer (a step worker finishing after a cancellation) may have left
+        # a timer behind; it would keep waking an ended run.
+        if await storage.list_timers(run_id):
+            await storage.commit(CommitBatch(run_id=run_id, clear_timers=True))
         return run
     registered_workflow(run.workflow_name)
     lost = await _lost_lease(storage, run) if recovery else None

@@ -33,7 +33,14 @@ from typing import Any
 from pyworkflow.core.exceptions import SerializationError
 from pyworkflow.serialization.encoder import is_pickle_allowed
 
-__all__ = ["deserialize", "deserialize_args", "deserialize_kwargs", "enhanced_json_decoder"]
+__all__ = [
+    "deserialize",
+    "deserialize_args",
+    "deserialize_kwargs",
+    "deserialize_untrusted",
+    "enhanced_json_decoder",
+    "resolve_class",
+]
 
 # Successful class lookups only: a failed import may succeed later in the process.
 _class_cache: dict[str, Any] = {}
@@ -64,6 +71,17 @@ def _resolve_class(path: object) -> Any:
         _class_cache[path] = found
         return found
     return None
+
+
+def resolve_class(path: str) -> type[Any] | None:
+    """The class named ``"module.Qualname"``, imported if needed; None if not found.
+
+    Example:
+        >>> resolve_class("decimal.Decimal")
+        <class 'decimal.Decimal'>
+    """
+    found = _resolve_class(path)
+    return found if isinstance(found, type) else None
 
 
 def _items(dct: dict[str, Any]) -> list[Any]:
@@ -226,6 +244,36 @@ def deserialize(s: str | bytes | bytearray, *, allow_pickle: bool | None = None)
     if allow_pickle is None:
         return json.loads(s, object_hook=enhanced_json_decoder)
     return json.loads(s, object_hook=partial(_decode_tagged_hook, allow_pickle=allow_pickle))
+
+
+# Tags that rebuild plain values only. The others import a class named by the data
+# (enum, exception, pydantic, dataclass) or unpickle it, which outside data must never
+# be able to ask for.
+_SAFE_TAGS = frozenset(
+    {"tuple", "set", "frozenset", "datetime", "date", "timedelta", "decimal", "bytes"}
+)
+
+
+def _decode_safe_tag(dct: dict[str, Any]) -> Any:
+    tag = dct.get("__type__")
+    if tag not in _SAFE_TAGS:
+        return dct
+    return _decode_tagged(dct, False)
+
+
+def deserialize_untrusted(s: str | bytes | bytearray) -> Any:
+    """Decode data that came from outside (hook payloads, CLI input).
+
+    Only value tags (tuple, set, datetime, decimal, bytes, ...) are rebuilt; a tag
+    that would import a class or unpickle stays a plain dict.
+
+    Example:
+        >>> deserialize_untrusted('{"__type__": "cloudpickle", "value": "x"}')
+        {'__type__': 'cloudpickle', 'value': 'x'}
+        >>> deserialize_untrusted('{"at": {"__type__": "date", "value": "2026-01-02"}}')
+        {'at': datetime.date(2026, 1, 2)}
+    """
+    return json.loads(s, object_hook=_decode_safe_tag)
 
 
 def _decode_tagged_hook(dct: dict[str, Any], *, allow_pickle: bool) -> Any:

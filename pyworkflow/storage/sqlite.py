@@ -30,7 +30,7 @@ import time
 from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import aiosqlite
 
@@ -74,6 +74,27 @@ class SQLiteDialect(Dialect):
         columns = tuple(c.strip() for c in message[len(_UNIQUE_PREFIX) :].split(","))
         table = columns[0].split(".", 1)[0]
         return self._by_columns.get((table, columns))
+
+
+_aiosqlite_worker = getattr(aiosqlite.core, "_connection_worker_thread", None)
+
+
+def _tolerant_worker(*args: Any) -> None:
+    """aiosqlite's worker loop, kept alive when a caller's event loop has closed.
+
+    A query still running when ``asyncio.run`` ends (a background task cancelled at
+    shutdown) answers into a closed loop; aiosqlite's thread would die with a
+    traceback and leave the connection unusable. The answer has nobody to go to, so
+    it is dropped and the thread keeps serving the queue.
+    """
+    assert _aiosqlite_worker is not None
+    while True:
+        try:
+            _aiosqlite_worker(*args)
+            return
+        except RuntimeError as error:
+            if "closed" not in str(error):
+                raise
 
 
 class _Connection(SQLConnection):
@@ -203,6 +224,8 @@ class SQLiteStorageBackend(SQLStorageBackend):
         worker = getattr(pending, "_thread", None)
         if worker is not None:
             worker.daemon = True
+            if getattr(worker, "_target", None) is _aiosqlite_worker:
+                worker._target = _tolerant_worker
         db = await pending
         try:
             await db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
