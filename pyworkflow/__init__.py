@@ -84,6 +84,9 @@ from pyworkflow.observability import (
     configure_logging,
     get_logger,
 )
+from pyworkflow.primitives.child_handle import ChildWorkflowHandle
+from pyworkflow.primitives.child_workflow import start_child_workflow
+from pyworkflow.primitives.continue_as_new import continue_as_new
 from pyworkflow.primitives.define_hook import TypedHook, define_hook
 from pyworkflow.primitives.hooks import hook
 from pyworkflow.primitives.resume_hook import ResumeResult, resume_hook
@@ -109,6 +112,7 @@ __all__ = [
     "CancellationError",
     "ChildWorkflowError",
     "ChildWorkflowFailedError",
+    "ChildWorkflowHandle",
     "ConfigurationError",
     "DiscoveryError",
     "FatalError",
@@ -149,6 +153,7 @@ __all__ = [
     "configure",
     "configure_from_yaml",
     "configure_logging",
+    "continue_as_new",
     "define_hook",
     "discover_workflows",
     "get_config",
@@ -178,6 +183,7 @@ __all__ = [
     "shield",
     "sleep",
     "start",
+    "start_child_workflow",
     "step",
     "workflow",
 ]

@@ -27,6 +27,8 @@ REQUIRED_PAGES = [
     "concepts/steps.md",
     "concepts/events.md",
     "concepts/sleep.md",
+    "concepts/hooks.md",
+    "concepts/cancellation.md",
 ]
 
 

@@ -20,7 +20,8 @@ Example (not run: it needs a broker and a worker)::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
@@ -41,7 +42,7 @@ from pyworkflow.runtime.activator import (
     recovery_settings,
     registered_workflow,
 )
-from pyworkflow.runtime.driver import create_run, drive, new_run_record, resume_run
+from pyworkflow.runtime.driver import RunLinks, create_run, drive, new_run_record, resume_run
 from pyworkflow.runtime.lease import new_owner
 from pyworkflow.scheduler.tick import claim_wakeups
 from pyworkflow.storage.base import CommitBatch, RunAlreadyExistsError, StorageBackend
@@ -118,26 +119,50 @@ def _send_steps(commands: list[StepCommand], storage_config: StorageConfig) -> N
             logger.error("Could not send step {} of run {}: {}", cmd.step_id, cmd.run_id, error)
 
 
-def _collector(into: list[StepCommand]) -> Callable[[list[StepCommand]], Awaitable[None]]:
-    """A ``send`` callback for the driver that keeps the commands, which the task then
-    publishes from its own thread (Celery's producers are not the loop's business)."""
+@dataclass
+class _Outbox:
+    """Messages an activation produced, published by the task from its own thread
+    once the engine calls return (Celery's producers are not the loop's business):
+    step commands, and resumes of other runs (children to start, parents to wake,
+    continuations, children to cancel)."""
 
-    async def collect(commands: list[StepCommand]) -> None:
-        into.extend(commands)
+    steps: list[StepCommand] = field(default_factory=list)
+    resumes: list[str] = field(default_factory=list)
 
-    return collect
+    async def collect(self, commands: list[StepCommand]) -> None:
+        self.steps.extend(commands)
+
+    async def launch(self, run_id: str, wait: bool) -> None:
+        self.resumes.append(run_id)
+
+    async def wake(self, run_id: str) -> None:
+        self.resumes.append(run_id)
+
+    def links(self) -> RunLinks:
+        return RunLinks(self.launch, self.wake, follow_continuations=False)
+
+    def flush(self, storage_config: StorageConfig) -> None:
+        _send_steps(self.steps, storage_config)
+        for run_id in dict.fromkeys(self.resumes):
+            _send_resume(run_id, storage_config)
 
 
 # ------------------------------------------------------------------ engine calls
 
 
 async def _resume(
-    storage: StorageBackend, run_id: str, sink: list[StepCommand]
+    storage: StorageBackend, run_id: str, outbox: _Outbox
 ) -> Outcome | WorkflowRun | None:
     # recovery: a run whose activation died (its worker was killed) is recorded as
     # interrupted and continued, or failed, per its worker-loss settings (API §5.5).
     return await resume_run(
-        storage, run_id, dispatch=True, runtime_name="celery", send=_collector(sink), recovery=True
+        storage,
+        run_id,
+        dispatch=True,
+        runtime_name="celery",
+        send=outbox.collect,
+        recovery=True,
+        links=outbox.links(),
     )
 
 
@@ -157,7 +182,7 @@ async def _start(
     kwargs_json: str,
     run_id: str,
     idempotency_key: str | None,
-    sink: list[StepCommand],
+    outbox: _Outbox,
 ) -> str:
     """Create and drive the run; a run that exists already (a duplicate delivery, or
     the same idempotency key) is resumed instead, which is harmless if it is busy."""
@@ -191,10 +216,11 @@ async def _start(
                 owner,
                 dispatch=True,
                 runtime_name="celery",
-                send=_collector(sink),
+                send=outbox.collect,
+                links=outbox.links(),
             )
             return run_id
-    await _resume(storage, existing.run_id, sink)
+    await _resume(storage, existing.run_id, outbox)
     return existing.run_id
 
 
@@ -217,18 +243,18 @@ def start_workflow_task(
 
         start_workflow_task.delay("process_order", '["A-1"]', "{}", "run_abc")
     """
-    commands: list[StepCommand] = []
+    outbox = _Outbox()
 
     async def body() -> str:
         storage = await loop.storage_for(storage_config)
         return await _start(
-            storage, workflow_name, args_json, kwargs_json, run_id, idempotency_key, commands
+            storage, workflow_name, args_json, kwargs_json, run_id, idempotency_key, outbox
         )
 
     try:
         return loop.run(body())
     finally:
-        _send_steps(commands, storage_config)
+        outbox.flush(storage_config)
 
 
 @_task(RESUME_WORKFLOW, ignore_result=True)
@@ -242,11 +268,11 @@ def resume_workflow_task(run_id: str, storage_config: StorageConfig = None) -> s
 
         resume_workflow_task.delay("run_abc")
     """
-    commands: list[StepCommand] = []
+    outbox = _Outbox()
 
     async def body() -> str | None:
         storage = await loop.storage_for(storage_config)
-        await _resume(storage, run_id, commands)
+        await _resume(storage, run_id, outbox)
         run = await storage.get_run(run_id)
         return run.status.value if run is not None else None
 
@@ -256,7 +282,7 @@ def resume_workflow_task(run_id: str, storage_config: StorageConfig = None) -> s
         logger.warning("Resume of unknown run {} ignored", run_id)
         return None
     finally:
-        _send_steps(commands, storage_config)
+        outbox.flush(storage_config)
 
 
 @_task(EXECUTE_STEP, ignore_result=True)

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING, Any
 from pyworkflow.context.base import WorkflowContext
 from pyworkflow.core.exceptions import CancellationError
 from pyworkflow.engine.activation import Activation, EventLimits
+from pyworkflow.engine.children import ChildSpec, durable_child
 from pyworkflow.engine.events import Event
 from pyworkflow.engine.hooks import HookSpec, decode_payload, durable_hook
 from pyworkflow.engine.sleeps import durable_sleep
 from pyworkflow.engine.state import RunState
 from pyworkflow.engine.steps import DurableStep, StepCall, run_step_transient
+from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.serialization.encoder import serialize
 from pyworkflow.utils.duration import parse_duration_seconds
 
@@ -134,6 +136,12 @@ class LocalContext(WorkflowContext):
         seconds = parse_duration_seconds(timeout) if timeout is not None else None
         spec = HookSpec(name, seconds, on_created, payload_schema)
         return await durable_hook(self._act, spec)
+
+    async def start_child(self, spec: ChildSpec) -> Any:
+        """Start a child run (durable runs only); see ``start_child_workflow``."""
+        if self._act is None:
+            raise RuntimeError("Child workflows need a durable parent run")
+        return await durable_child(self._act, spec)
 
     async def validate_event_limits(self) -> None:
         """Fail at the hard event limit, warn past the soft one (durable only)."""
@@ -308,13 +316,22 @@ class LocalContext(WorkflowContext):
 
     @property
     def child_results(self) -> dict[str, dict[str, Any]]:
-        """Known child outcomes by child id."""
-        return self._child_results
+        """Known child outcomes by child id (from the log, plus any cached here)."""
+        out = {cid: _child_entry(o) for cid, o in self._state.child_outcomes.items()}
+        out.update(self._child_results)
+        return out
 
     @property
     def pending_children(self) -> dict[str, Any]:
-        """Children started and not finished."""
-        return self._pending_children
+        """Children started and not finished: child id -> child run id."""
+        s = self._state
+        out: dict[str, Any] = {
+            cid: d.get("child_run_id")
+            for cid, d in s.children_started.items()
+            if cid not in s.child_outcomes
+        }
+        out.update(self._pending_children)
+        return {k: v for k, v in out.items() if k not in self._child_results}
 
     def add_pending_child(self, child_id: str, child_run_id: str) -> None:
         """Record a started child in memory."""
@@ -344,12 +361,27 @@ class LocalContext(WorkflowContext):
 
     def has_child_result(self, child_id: str) -> bool:
         """Whether a child's outcome is known."""
-        return child_id in self._child_results
+        return child_id in self.child_results
 
     def get_child_result(self, child_id: str) -> dict[str, Any]:
         """A child's outcome; ``KeyError`` when unknown."""
-        return self._child_results[child_id]
+        return self.child_results[child_id]
 
 
 def _decode(raw: Any) -> Any:
     return decode_payload(raw)
+
+
+def _child_entry(outcome: dict[str, Any]) -> dict[str, Any]:
+    """A recorded child outcome in upstream's ``child_results`` shape."""
+    run_id = outcome.get("child_run_id")
+    kind = outcome.get("outcome")
+    if kind == "completed":
+        raw = outcome.get("result")
+        result = deserialize(raw) if isinstance(raw, str) else raw
+        return {"child_run_id": run_id, "result": result, "__failed__": False}
+    error: Any = outcome.get("error")
+    error_type: Any = outcome.get("error_type")
+    if kind == "cancelled":
+        error, error_type = f"Cancelled: {outcome.get('reason')}", "CancellationError"
+    return {"child_run_id": run_id, "error": error, "error_type": error_type, "__failed__": True}

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -120,6 +120,12 @@ class Activation:
         self.merged_late = False
         # Set once replay diverged; the run fails with it even if user code catches it.
         self.poisoned: NondeterminismError | None = None
+        # Where the run sits in a tree of child workflows (set by the runtime).
+        self.nesting_depth = 0
+        self.parent_run_id: str | None = None
+        # How the runtime starts a child run created by this activation:
+        # launch(child_run_id, wait) (see engine.children).
+        self.launch: Callable[[str, bool], Awaitable[None]] | None = None
 
     # ------------------------------------------------------------------ positions
 
@@ -310,8 +316,18 @@ class Activation:
                 timer_id = make_timer_id(self.run_id, "step", str(event.data.get("step_id")))
                 self._pending_upserts.pop(timer_id, None)
             elif event.type in _HOOK_OUTCOMES:
-                # The other writer settled the hook; our own verdict on it is void.
-                self._pending_hook_updates.pop(str(event.data.get("hook_id")), None)
+                # The other writer settled the hook: our own verdict on it is void, and
+                # so is re-arming its expiry timer.
+                hook_id = str(event.data.get("hook_id"))
+                self._pending_hook_updates.pop(hook_id, None)
+                self._pending_upserts.pop(make_timer_id(self.run_id, "hook", hook_id), None)
+
+    async def refresh(self) -> None:
+        """Fold in events other writers appended (e.g. a child's outcome)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            await self._merge_new_events()
 
     # ------------------------------------------------------------------ in-flight work
 

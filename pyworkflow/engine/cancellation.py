@@ -30,7 +30,13 @@ from loguru import logger
 
 from pyworkflow.core.exceptions import WorkflowNotFoundError
 from pyworkflow.engine import events as ev
-from pyworkflow.storage.base import CommitBatch, HookUpdate, RunUpdate, StorageBackend
+from pyworkflow.storage.base import (
+    CommitBatch,
+    HookUpdate,
+    RunEndedError,
+    RunUpdate,
+    StorageBackend,
+)
 from pyworkflow.storage.schemas import (
     TERMINAL_STATUSES,
     HookStatus,
@@ -58,7 +64,12 @@ async def request_cancellation(
         return None
     event = ev.create_cancellation_requested_event(run_id, reason, "cancel_workflow")
     wake = [Timer(run_id, "wake", "cancel", datetime.now(UTC))] if run.status in _WAITING else []
-    await storage.commit(CommitBatch(run_id=run_id, events=[event], timers_upsert=wake))
+    try:
+        await storage.commit(
+            CommitBatch(run_id=run_id, events=[event], timers_upsert=wake, require_open=True)
+        )
+    except RunEndedError:
+        return None  # it ended between our read and our write
     await storage.set_cancellation_flag(run_id)
     return run
 

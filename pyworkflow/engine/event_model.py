@@ -124,6 +124,7 @@ class Event:
 # deliveries and racing writers. Exclusive outcomes share a key on purpose.
 _DEDUP_BY_ID: dict[EventType, tuple[str, str]] = {
     EventType.STEP_COMPLETED: ("step.outcome", "step_id"),
+    EventType.STEP_CANCELLED: ("step.outcome", "step_id"),
     EventType.SLEEP_STARTED: ("sleep.started", "sleep_id"),
     EventType.SLEEP_COMPLETED: ("sleep.completed", "sleep_id"),
     EventType.HOOK_CREATED: ("hook.created", "hook_id"),
@@ -143,6 +144,10 @@ _TERMINAL = {
 }
 
 
+TERMINAL_KEY = "workflow.terminal"
+"""The de-duplication key every terminal event of a run shares."""
+
+
 def dedup_key(event: Event) -> str | None:
     """The uniqueness key a storage enforces per run for this event, if any.
 
@@ -152,7 +157,7 @@ def dedup_key(event: Event) -> str | None:
     """
     t = event.type
     if t in _TERMINAL:
-        return "workflow.terminal"
+        return TERMINAL_KEY
     if t is EventType.WORKFLOW_STARTED:
         return "workflow.started"
     if t is EventType.STEP_FAILED:

@@ -39,6 +39,7 @@ from pyworkflow.engine.cancellation import (
     wait_until_ended,
 )
 from pyworkflow.engine.events import Event
+from pyworkflow.engine.followups import final_run
 from pyworkflow.engine.ids import new_run_id
 from pyworkflow.runtime.factory import get_runtime, validate_runtime_durable
 from pyworkflow.serialization.decoder import deserialize
@@ -345,7 +346,8 @@ async def get_workflow_result(
     timeout: float | None = None,
     poll_interval: float = 0.05,
 ) -> Any:
-    """The decoded result of a completed run.
+    """The decoded result of a completed run (of a continue-as-new chain: of its last
+    run).
 
     A failed run raises ``WorkflowError`` with its error, a cancelled one
     ``CancellationError``. A run still going raises ``WorkflowError`` unless
@@ -372,7 +374,11 @@ async def get_workflow_result(
             raise WorkflowNotFoundError(run_id)
         # With wait, a run not there yet is awaited too: a distributed start returns
         # its id before a worker has created the run.
-        if run is not None and run.status in TERMINAL_STATUSES:
+        if run is not None and run.status is RunStatus.CONTINUED_AS_NEW:
+            # The chain's result is that of its last run (which may still be going).
+            run = await final_run(store, run)
+        ended = run is not None and run.status in TERMINAL_STATUSES
+        if ended and run is not None and run.status is not RunStatus.CONTINUED_AS_NEW:
             return _result_of(run)
         if not wait:
             assert run is not None

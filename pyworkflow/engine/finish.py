@@ -18,7 +18,9 @@ import traceback
 from pyworkflow.core.exceptions import NondeterminismError
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.activation import Activation, ActivationAborted, StorageUnavailable
+from pyworkflow.engine.followups import followup_timer
 from pyworkflow.engine.hooks import pending_hook_updates
+from pyworkflow.engine.ids import new_run_id
 from pyworkflow.engine.outcome import (
     Aborted,
     Cancelled,
@@ -29,7 +31,7 @@ from pyworkflow.engine.outcome import (
     Outcome,
     Suspended,
 )
-from pyworkflow.serialization.encoder import serialize
+from pyworkflow.serialization.encoder import serialize, serialize_args, serialize_kwargs
 from pyworkflow.storage.base import RunUpdate
 from pyworkflow.storage.schemas import RunStatus, make_timer_id
 
@@ -89,11 +91,33 @@ def terminal_event(act: Activation, outcome: Outcome, raw_result: str | None) ->
     )
 
 
+def continuation_event(act: Activation, outcome: ContinuedAsNew) -> tuple[Outcome, ev.Event | None]:
+    """``workflow.continued_as_new`` naming the next run, or a failure when the
+    arguments cannot be stored."""
+    try:
+        args = serialize_args(*outcome.args)
+        kwargs = serialize_kwargs(**outcome.kwargs)
+    except Exception as error:
+        return Failed(error, "".join(traceback.format_exception(error))), None
+    event = ev.create_workflow_continued_as_new_event(act.run_id, new_run_id(), args, kwargs)
+    return outcome, event
+
+
+def owes_followups(act: Activation, outcome: Outcome) -> bool:
+    """Whether the ended run owes work to other runs (see engine.followups)."""
+    return (
+        isinstance(outcome, ContinuedAsNew)
+        or act.parent_run_id is not None
+        or bool(act.state.children_started)
+    )
+
+
 async def finish(act: Activation, outcome: Outcome) -> Outcome:
     """Commit ``outcome`` for the run; returns what was actually recorded.
 
     A completion can turn into a failure here (an unreplayed recorded call, the event
-    hard limit, an unserializable result). ``ContinuedAsNew`` is left to the caller.
+    hard limit, an unserializable result, continue-as-new arguments that cannot be
+    stored). Work owed to other runs is left to :mod:`pyworkflow.engine.followups`.
     """
     owner = act.lease_owner
     raw: str | None = None
@@ -104,6 +128,9 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
         outcome = Failed(act.poisoned)
     if isinstance(outcome, Completed):
         outcome, raw = check_completion(act, outcome)
+    continued: ev.Event | None = None
+    if isinstance(outcome, ContinuedAsNew):
+        outcome, continued = continuation_event(act, outcome)
     try:
         if isinstance(outcome, Suspended):
             # This activation saw what the resume guard (see engine.dispatch) was
@@ -112,20 +139,21 @@ async def finish(act: Activation, outcome: Outcome) -> Outcome:
                 run_update=RunUpdate(status=RunStatus.SUSPENDED, release_lease=owner),
                 timers_delete=[make_timer_id(act.run_id, "guard", "resume")],
             )
-        elif isinstance(outcome, Completed | Failed | Cancelled):
-            status = terminal_status(outcome)
+        elif isinstance(outcome, Completed | Failed | Cancelled | ContinuedAsNew):
             update = RunUpdate(
-                status=status,
+                status=terminal_status(outcome),
                 result=raw,
                 error=error_text(outcome.error) if isinstance(outcome, Failed) else None,
                 completed_at=act.now(),
                 release_lease=owner,
+                continued_to_run_id=continued.data["new_run_id"] if continued else None,
             )
             await act.commit(
-                [terminal_event(act, outcome, raw)],
+                [continued or terminal_event(act, outcome, raw)],
                 run_update=update,
                 clear_timers=True,
                 hook_updates=pending_hook_updates(act),
+                timers_upsert=[followup_timer(act.run_id)] if owes_followups(act, outcome) else [],
             )
             if isinstance(outcome, Cancelled):
                 with contextlib.suppress(Exception):

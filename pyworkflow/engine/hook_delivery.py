@@ -42,7 +42,13 @@ from pyworkflow.engine.dispatch import resume_guard
 from pyworkflow.engine.hooks import known_schema, split_token
 from pyworkflow.serialization.decoder import resolve_class
 from pyworkflow.serialization.encoder import serialize
-from pyworkflow.storage.base import CommitBatch, DuplicateEventError, HookUpdate, StorageBackend
+from pyworkflow.storage.base import (
+    CommitBatch,
+    DuplicateEventError,
+    HookUpdate,
+    RunEndedError,
+    StorageBackend,
+)
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, Hook, HookStatus, make_timer_id
 
 
@@ -65,7 +71,9 @@ def check_open(hook: Hook, now: datetime) -> None:
     if hook.status is HookStatus.EXPIRED or (expires_at is not None and expires_at <= now):
         raise HookExpiredError(hook.hook_id)
     if hook.status is HookStatus.DISPOSED:
-        raise HookDisposedError(hook.token, hook.hook_id, "it was withdrawn")
+        raise HookDisposedError(
+            hook.token, hook.hook_id, "it was withdrawn (its on_created callback failed)"
+        )
 
 
 def payload_model(hook: Hook) -> type[Any] | None:
@@ -135,11 +143,12 @@ async def deliver_payload(
     """
     moment = now or datetime.now(UTC)
     hook = await find_hook(storage, token)
+    if hook.status in (HookStatus.PENDING, HookStatus.DISPOSED):
+        run = await storage.get_run(hook.run_id)
+        if run is None or run.status in TERMINAL_STATUSES:
+            status = run.status.value if run is not None else "deleted"
+            raise HookDisposedError(token, hook.hook_id, f"its run has ended ({status})")
     check_open(hook, moment)
-    run = await storage.get_run(hook.run_id)
-    if run is None or run.status in TERMINAL_STATUSES:
-        status = run.status.value if run is not None else "deleted"
-        raise HookDisposedError(token, hook.hook_id, f"its run has ended ({status})")
     raw = encode_payload(hook, payload)
     batch = CommitBatch(
         run_id=hook.run_id,
@@ -148,9 +157,12 @@ async def deliver_payload(
         timers_delete=[make_timer_id(hook.run_id, "hook", hook.hook_id)],
         # If the message that resumes the run is lost, the guard still wakes it.
         timers_upsert=[resume_guard(hook.run_id, moment)],
+        require_open=True,
     )
     try:
         await storage.commit(batch)
+    except RunEndedError:
+        raise HookDisposedError(token, hook.hook_id, "its run has ended") from None
     except DuplicateEventError:
         # Someone else settled the hook first (a second delivery, or the expiry).
         settled = await storage.get_hook(hook.hook_id, hook.run_id)

@@ -58,7 +58,12 @@ def parse_hook_token(token: str) -> tuple[str, str]:
     """
     run_id, sep, rest = str(token).partition(HOOK_TOKEN_SEPARATOR)
     if not sep or not run_id or not rest:
-        raise InvalidTokenError(f"Invalid token format: {token!r} (expected '<run_id>:<hook>')")
+        error = InvalidTokenError(str(token))
+        error.args = (
+            f"Invalid token format: {token!r}. Pass the whole token the hook handed to "
+            "on_created ('<run_id>:<hook id>:<secret>').",
+        )
+        raise error
     return run_id, rest
 
 
@@ -171,6 +176,9 @@ async def _create(act: Activation, spec: HookSpec, hook_id: str, position: int) 
             await _dispose(act, hook_id, error)
             if hook_id not in act.state.hook_payloads_raw:
                 raise
+        # The callback may have handed the token on to something that answered at
+        # once: see that payload now rather than suspend past it.
+        await act.refresh()
     return event.data
 
 

@@ -30,7 +30,12 @@ from pyworkflow.engine.dispatch import StepCommand, resume_guard
 from pyworkflow.engine.step_call import StepCall
 from pyworkflow.engine.step_outcomes import run_attempt
 from pyworkflow.serialization.decoder import deserialize_args, deserialize_kwargs
-from pyworkflow.storage.base import CommitBatch, DuplicateEventError, StorageBackend
+from pyworkflow.storage.base import (
+    CommitBatch,
+    DuplicateEventError,
+    RunEndedError,
+    StorageBackend,
+)
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, make_timer_id
 from pyworkflow.utils.duration import parse_duration_seconds
 
@@ -108,9 +113,15 @@ async def execute_step_command(
             resume_guard(cmd.run_id, clock()),
         ],
         timers_delete=[make_timer_id(cmd.run_id, "step", cmd.step_id)],
+        # The run may have ended while the body ran (cancelled, timed out): nothing
+        # may follow its terminal event.
+        require_open=True,
     )
     try:
         await storage.commit(batch)
     except DuplicateEventError:
         logger.info("Step {} attempt {} was already recorded", cmd.step_id, cmd.attempt)
+    except RunEndedError:
+        logger.info("Step {} finished after its run ended; result dropped", cmd.step_id)
+        return False
     return True

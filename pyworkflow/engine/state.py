@@ -148,6 +148,10 @@ def _on_step_failed(s: RunState, d: dict[str, Any]) -> None:
         s.step_failures[d["step_id"]] = d
 
 
+def _on_step_cancelled(s: RunState, d: dict[str, Any]) -> None:
+    s.step_failures[d["step_id"]] = {**d, "error_type": "CancellationError"}
+
+
 def _on_step_retrying(s: RunState, d: dict[str, Any]) -> None:
     step_id = d["step_id"]
     s.step_next_attempt[step_id] = int(d.get("attempt", 2))
@@ -196,8 +200,11 @@ def _on_child_started(s: RunState, d: dict[str, Any]) -> None:
     s.children_started[d["child_id"]] = d
 
 
-def _on_child_outcome(s: RunState, d: dict[str, Any]) -> None:
-    s.child_outcomes[d["child_id"]] = d
+def _child_outcome(kind: str) -> Any:
+    def handler(s: RunState, d: dict[str, Any]) -> None:
+        s.child_outcomes[d["child_id"]] = {**d, "outcome": kind}
+
+    return handler
 
 
 def _on_context_updated(s: RunState, d: dict[str, Any]) -> None:
@@ -220,6 +227,7 @@ _HANDLERS = {
     EventType.STEP_COMPLETED: _on_step_completed,
     EventType.STEP_FAILED: _on_step_failed,
     EventType.STEP_RETRYING: _on_step_retrying,
+    EventType.STEP_CANCELLED: _on_step_cancelled,
     EventType.SLEEP_STARTED: _on_sleep_started,
     EventType.SLEEP_COMPLETED: _on_sleep_completed,
     EventType.HOOK_CREATED: _on_hook_created,
@@ -228,9 +236,9 @@ _HANDLERS = {
     EventType.HOOK_DISPOSED: _on_hook_disposed,
     EventType.CANCELLATION_REQUESTED: _on_cancel_requested,
     EventType.CHILD_WORKFLOW_STARTED: _on_child_started,
-    EventType.CHILD_WORKFLOW_COMPLETED: _on_child_outcome,
-    EventType.CHILD_WORKFLOW_FAILED: _on_child_outcome,
-    EventType.CHILD_WORKFLOW_CANCELLED: _on_child_outcome,
+    EventType.CHILD_WORKFLOW_COMPLETED: _child_outcome("completed"),
+    EventType.CHILD_WORKFLOW_FAILED: _child_outcome("failed"),
+    EventType.CHILD_WORKFLOW_CANCELLED: _child_outcome("cancelled"),
     EventType.CONTEXT_UPDATED: _on_context_updated,
     EventType.WORKFLOW_INTERRUPTED: _on_interrupted,
     EventType.WORKFLOW_COMPLETED: _terminal(EventType.WORKFLOW_COMPLETED),

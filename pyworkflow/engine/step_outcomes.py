@@ -117,13 +117,19 @@ _NOTHING = object()
 async def run_attempt(
     run_id: str, call: StepCall, step_id: str, attempt: int, now: Callable[[], datetime]
 ) -> tuple[AttemptOutcome, Exception | None]:
-    """Run one attempt of ``call`` and classify it; cancellation passes through.
+    """Run one attempt of ``call`` and classify it (a body that stops on a
+    cancellation check gives ``step.cancelled``; task cancellation passes through).
 
     Returns the outcome to record and the exception the body raised (if any)."""
     try:
         result = await invoke(call)
-    except (CancellationError, asyncio.CancelledError):
+    except asyncio.CancelledError:
         raise
+    except CancellationError as error:
+        # The body stopped on a cancellation check: a final outcome, replayed as such.
+        cancelled = ev.create_step_cancelled_event(run_id, step_id, call.name, error.reason)
+        cancelled.data["exception"] = _encode_exception(error)
+        return AttemptOutcome("failed", [cancelled], error=error), error
     except Exception as error:
         return attempt_outcome(run_id, call, step_id, attempt, now(), error=error), error
     return attempt_outcome(run_id, call, step_id, attempt, now(), result=result), None

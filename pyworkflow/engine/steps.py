@@ -59,8 +59,12 @@ class DurableStep:
         failure = state.step_failures.get(step_id)
         if failure is not None:
             raise replay_failure(failure)
-        act.check_cancellation()
         attempt = state.step_next_attempt.get(step_id, 1)
+        if act.commands is not None:
+            # An attempt already running on a step worker finishes first, as an inline
+            # step would: its result must be seen (a saga has to be able to undo it).
+            self._wait_for_dispatched(attempt)
+        act.check_cancellation()
         timers_delete: list[str] = []
         if attempt > 1:
             resume_at = state.retry_resume_at.get(step_id)
@@ -68,8 +72,6 @@ class DurableStep:
                 act.buffer(timers_upsert=[Timer(act.run_id, "retry", step_id, resume_at)])
                 raise SuspensionSignal(f"retry:{step_id}", resume_at=resume_at, step_id=step_id)
             timers_delete.append(make_timer_id(act.run_id, "retry", step_id))
-        if act.commands is not None:
-            self._wait_for_dispatched(attempt)
         act.validate_event_limits()
         started = ev.create_step_started_event(
             act.run_id, step_id, self.call.name, self.args_json, self.kwargs_json, attempt

@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from pyworkflow.config import get_config
@@ -89,8 +90,11 @@ async def activate(
     owner: str,
     runtime_name: str = "local",
     dispatch: bool = False,
+    launch: Callable[[str, bool], Awaitable[None]] | None = None,
 ) -> tuple[Outcome, Activation]:
-    """Run one activation of ``run`` (lease held by ``owner``) and record its outcome."""
+    """Run one activation of ``run`` (lease held by ``owner``) and record its outcome.
+
+    ``launch(child_run_id, wait)`` starts child runs this activation creates."""
     meta = registered_workflow(run.workflow_name)
     if state is None:
         state = RunState.from_events(run.run_id, await storage.get_events(run.run_id))
@@ -99,6 +103,9 @@ async def activate(
     )
     if dispatch:
         act.commands = []
+    act.nesting_depth = run.nesting_depth
+    act.parent_run_id = run.parent_run_id
+    act.launch = launch
     ctx = LocalContext(run.run_id, run.workflow_name, storage, True, activation=act)
     ctx._runtime = runtime_name
     args = deserialize_args(run.input_args)

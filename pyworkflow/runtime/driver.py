@@ -18,13 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from loguru import logger
 
 from pyworkflow.core.exceptions import WorkflowError, WorkflowNotFoundError
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.dispatch import StepCommand, resume_guard
-from pyworkflow.engine.outcome import Failed, Interrupted, Outcome, Suspended
+from pyworkflow.engine.finish import owes_followups
+from pyworkflow.engine.followups import run_followups
+from pyworkflow.engine.outcome import Aborted, Failed, Interrupted, Outcome, Suspended
 from pyworkflow.engine.state import RunState
 from pyworkflow.runtime.activator import activate, deadline_of, registered_workflow
 from pyworkflow.runtime.lease import LEASE_SECONDS, acquire, new_owner, owner_is_dead
@@ -33,6 +38,17 @@ from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer, Work
 
 CommandSink = Callable[[list[StepCommand]], Awaitable[None]]
 SuspendHook = Callable[[Suspended], None]
+
+
+@dataclass
+class RunLinks:
+    """How a runtime starts and wakes *other* runs: children (``launch(run_id,
+    wait)``), parents, children to cancel and continuations (``wake(run_id)``)."""
+
+    launch: Callable[[str, bool], Awaitable[None]]
+    wake: Callable[[str], Awaitable[None]]
+    # Inline runtimes continue a chain in the same driver loop instead of waking it.
+    follow_continuations: bool = True
 
 
 async def create_run(
@@ -113,6 +129,7 @@ async def drive(
     runtime_name: str = "local",
     send: CommandSink | None = None,
     on_suspend: SuspendHook | None = None,
+    links: RunLinks | None = None,
 ) -> Outcome:
     """Activate ``run`` (lease held by ``owner``) until no unseen event is left.
 
@@ -126,15 +143,32 @@ async def drive(
                 await storage.commit(
                     CommitBatch(run_id=run.run_id, run_update=RunUpdate(RunStatus.RUNNING))
                 )
-            outcome, act = await activate(storage, run, state, owner, runtime_name, dispatch)
+            outcome, act = await activate(
+                storage, run, state, owner, runtime_name, dispatch, links.launch if links else None
+            )
         except BaseException:
             with contextlib.suppress(Exception):
                 await asyncio.shield(storage.release_run_lease(run.run_id, owner))
             raise
         if isinstance(outcome, Interrupted):
             raise outcome.error
-        if not isinstance(outcome, Suspended):
+        if isinstance(outcome, Aborted):
             return outcome
+        if not isinstance(outcome, Suspended):
+            if not owes_followups(act, outcome):
+                return outcome
+            nxt = await after_end(storage, run.run_id, links)
+            if nxt is None:
+                return outcome
+            owner = new_owner()
+            if not await acquire(storage, nxt, owner):
+                return outcome
+            current = await _current_unless_ended(storage, nxt, owner)
+            if current is None or current.status in TERMINAL_STATUSES:
+                return outcome
+            # The chain goes on in this loop (no recursion, however long it is).
+            run, state, mark_running = current, None, True
+            continue
         if act.commands and send is not None:
             await send(list(act.commands))
         if on_suspend is not None:
@@ -164,6 +198,7 @@ async def resume_run(
     send: CommandSink | None = None,
     on_suspend: SuspendHook | None = None,
     recovery: bool = False,
+    links: RunLinks | None = None,
 ) -> Outcome | WorkflowRun | None:
     """Advance a stored run now.
 
@@ -176,10 +211,7 @@ async def resume_run(
     if run is None:
         raise WorkflowNotFoundError(run_id)
     if run.status in TERMINAL_STATUSES:
-        # A late writer (a step worker finishing after a cancellation) may have left
-        # a timer behind; it would keep waking an ended run.
-        if await storage.list_timers(run_id):
-            await storage.commit(CommitBatch(run_id=run_id, clear_timers=True))
+        await _settle_ended(storage, run, links)
         return run
     registered_workflow(run.workflow_name)
     lost = await _lost_lease(storage, run) if recovery else None
@@ -206,7 +238,49 @@ async def resume_run(
         runtime_name=runtime_name,
         send=send,
         on_suspend=on_suspend,
+        links=links,
     )
+
+
+async def after_end(storage: StorageBackend, run_id: str, links: RunLinks | None) -> str | None:
+    """Do the ended run's follow-ups; wake whom they name. Returns the next run of a
+    continue-as-new chain when the caller should drive it itself."""
+    ended = await storage.get_run(run_id)
+    if ended is None:
+        return None
+    done = await run_followups(storage, ended)
+    if links is not None:
+        for other in done.wake:
+            await _wake_quietly(links, other)
+    if done.continue_to is None:
+        return None
+    if links is not None and links.follow_continuations:
+        return done.continue_to
+    if links is not None:
+        await _wake_quietly(links, done.continue_to)
+    return None
+
+
+async def _wake_quietly(links: RunLinks, run_id: str) -> None:
+    try:
+        await links.wake(run_id)
+    except Exception as error:
+        # Its guard timer still wakes it; one run's failure is not the caller's.
+        logger.info("Waking run {} failed: {}", run_id, error)
+
+
+async def _settle_ended(storage: StorageBackend, run: WorkflowRun, links: RunLinks | None) -> None:
+    """An ended run was woken: by its follow-up timer (a crash interrupted them), or
+    by a late writer's timer (a step worker finishing after a cancellation) that
+    would otherwise keep waking it."""
+    timers = await storage.list_timers(run.run_id)
+    if not timers:
+        return
+    if any(t.kind == "followup" for t in timers):
+        nxt = await after_end(storage, run.run_id, links)
+        if nxt is not None and links is not None:
+            await _wake_quietly(links, nxt)
+    await storage.commit(CommitBatch(run_id=run.run_id, clear_timers=True))
 
 
 async def _current_unless_ended(

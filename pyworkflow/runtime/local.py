@@ -43,7 +43,13 @@ from pyworkflow.runtime.activator import (
     registered_workflow,
 )
 from pyworkflow.runtime.base import Runtime
-from pyworkflow.runtime.driver import create_run, drive, new_run_record, resume_run
+from pyworkflow.runtime.driver import (
+    RunLinks,
+    create_run,
+    drive,
+    new_run_record,
+    resume_run,
+)
 from pyworkflow.runtime.factory import register_runtime
 from pyworkflow.runtime.lease import new_owner
 from pyworkflow.scheduler.timers import TimerService
@@ -91,6 +97,28 @@ async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
         logger.debug("Timer resume of {} ended with {}", run_id, error)
 
 
+# Fire-and-forget children run as tasks of their own; keep them referenced.
+_background: set[asyncio.Task[None]] = set()
+
+
+def links_for(storage: StorageBackend) -> RunLinks:
+    """Other runs are advanced inline: an awaited child before its parent goes on,
+    a woken parent right away; a fire-and-forget child in a background task."""
+
+    async def launch(run_id: str, wait: bool) -> None:
+        if wait:
+            await _resume_quietly(run_id, storage)
+            return
+        task = asyncio.get_running_loop().create_task(_resume_quietly(run_id, storage))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+
+    async def wake(run_id: str) -> None:
+        await _resume_quietly(run_id, storage)
+
+    return RunLinks(launch, wake, follow_continuations=True)
+
+
 class LocalRuntime(Runtime):
     """In-process runtime (the embedded default).
 
@@ -135,7 +163,9 @@ class LocalRuntime(Runtime):
         )
         owner = new_owner()
         state = await create_run(storage, run, owner, metadata)
-        outcome = await drive(storage, run, state, owner, on_suspend=_notify(storage))
+        outcome = await drive(
+            storage, run, state, owner, on_suspend=_notify(storage), links=links_for(storage)
+        )
         if isinstance(outcome, Failed):
             raise outcome.error
         return run_id
@@ -145,7 +175,9 @@ class LocalRuntime(Runtime):
 
         A run already being advanced elsewhere is left to that activation (None).
         """
-        outcome = await resume_run(storage, run_id, on_suspend=_notify(storage))
+        outcome = await resume_run(
+            storage, run_id, on_suspend=_notify(storage), links=links_for(storage)
+        )
         if isinstance(outcome, WorkflowRun):
             if outcome.status is RunStatus.COMPLETED and outcome.result is not None:
                 return deserialize(outcome.result)

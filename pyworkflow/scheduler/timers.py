@@ -131,9 +131,15 @@ class TimerService:
         return max(0.0, min(wait, self.poll_interval))
 
     async def _run(self) -> None:
+        connected = False
         while True:
             self._wake.clear()
             try:
+                if not connected:
+                    # A service started right after the backend was built (before the
+                    # application connected it) must not fail every tick.
+                    await self.storage.connect()
+                    connected = True
                 claimed = await self.tick()
                 delay = 0.0 if claimed >= self.batch_size else await self._next_delay()
             except asyncio.CancelledError:

@@ -31,7 +31,7 @@ from functools import partial
 from typing import Any
 
 from pyworkflow.core.exceptions import SerializationError
-from pyworkflow.serialization.encoder import is_pickle_allowed
+from pyworkflow.serialization.encoder import is_pickle_allowed, is_tag_like
 
 __all__ = [
     "deserialize",
@@ -215,6 +215,14 @@ def _decode_tagged(dct: dict[str, Any], allow_pickle: bool) -> Any:
         return dct
 
 
+def _unescape(dct: dict[str, Any]) -> dict[str, Any]:
+    """Undo the encoder's key escaping (``~__type__`` -> ``__type__``, one ``~`` less)."""
+    for key in dct:
+        if key[-8:] == "__type__" and key[:1] == "~" and is_tag_like(key):
+            return {(k[1:] if k[:1] == "~" and is_tag_like(k) else k): v for k, v in dct.items()}
+    return dct
+
+
 def enhanced_json_decoder(dct: dict[str, Any]) -> Any:
     """``json.loads`` object hook that rebuilds tagged values.
 
@@ -226,7 +234,7 @@ def enhanced_json_decoder(dct: dict[str, Any]) -> Any:
         Decimal('1.10')
     """
     if "__type__" not in dct:
-        return dct
+        return _unescape(dct)
     return _decode_tagged(dct, is_pickle_allowed())
 
 
@@ -256,6 +264,8 @@ _SAFE_TAGS = frozenset(
 
 def _decode_safe_tag(dct: dict[str, Any]) -> Any:
     tag = dct.get("__type__")
+    if tag is None:
+        return _unescape(dct)
     if tag not in _SAFE_TAGS:
         return dct
     return _decode_tagged(dct, False)
@@ -278,7 +288,7 @@ def deserialize_untrusted(s: str | bytes | bytearray) -> Any:
 
 def _decode_tagged_hook(dct: dict[str, Any], *, allow_pickle: bool) -> Any:
     if "__type__" not in dct:
-        return dct
+        return _unescape(dct)
     return _decode_tagged(dct, allow_pickle)
 
 

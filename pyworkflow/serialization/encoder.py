@@ -131,12 +131,31 @@ def _check_key(key: Any) -> None:
         )
 
 
-def _encode_dict(mapping: dict[Any, Any], allow_pickle: bool) -> dict[Any, Any]:
+TAG_KEY = "__type__"
+
+
+def is_tag_like(key: str) -> bool:
+    """Whether a dict key would read as a type tag (``__type__``, ``~__type__``, ...)."""
+    return key.endswith(TAG_KEY) and key.lstrip("~") == TAG_KEY
+
+
+def _escape_keys(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    # Data that merely looks like a tag (a dict with a "__type__" key, e.g. a webhook
+    # payload) gets its key prefixed with "~", so that decoding can never mistake it
+    # for a tag: outside data must not be able to ask for a class or for unpickling.
+    return {("~" + k if type(k) is str and is_tag_like(k) else k): v for k, v in mapping.items()}
+
+
+def _encode_dict(
+    mapping: dict[Any, Any], allow_pickle: bool, escaped: bool = False
+) -> dict[Any, Any]:
     scalars = _SCALARS
     out: dict[Any, Any] | None = None
     for key, value in mapping.items():
         if type(key) is not str:
             _check_key(key)
+        elif not escaped and key[-8:] == "__type__" and is_tag_like(key):
+            return _encode_dict(_escape_keys(mapping), allow_pickle, True)
         if out is None:
             if type(value) in scalars:
                 continue

@@ -65,6 +65,18 @@ class DuplicateEventError(StorageError):
         self.key = key
 
 
+class RunEndedError(StorageError):
+    """A commit with ``require_open`` found the run already ended; nothing was written.
+
+    Late writers (a step worker finishing after a cancellation, a hook payload racing
+    the run's end) use it so that nothing is appended after the terminal event.
+    """
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"Run {run_id} has already ended")
+        self.run_id = run_id
+
+
 class RunAlreadyExistsError(StorageError, ValueError):
     """``create_run`` with an id that is taken (a ``ValueError`` for upstream code)."""
 
@@ -116,6 +128,8 @@ class CommitBatch:
       for the run fails the commit with :class:`DuplicateEventError`.
     * ``create_run`` inserts the run row (``RunAlreadyExistsError`` on a taken id);
       ``lease_owner``/``lease_seconds`` then also grant the new run's lease.
+    * ``require_open`` refuses the whole batch with :class:`RunEndedError` when the
+      run's log already has its terminal event.
     * ``run_update`` changes the run row; ``timers_upsert`` inserts or replaces timers
       (claims reset); ``timers_delete`` deletes timer ids; ``clear_timers`` deletes all
       of the run's timers first; ``hooks_create`` / ``hook_updates`` likewise.
@@ -139,6 +153,7 @@ class CommitBatch:
     clear_timers: bool = False
     hooks_create: list[Hook] = field(default_factory=list)
     hook_updates: list[HookUpdate] = field(default_factory=list)
+    require_open: bool = False
 
 
 @dataclass

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 
+from pyworkflow.engine.event_model import TERMINAL_KEY
 from pyworkflow.engine.events import Event, dedup_key
 from pyworkflow.storage.base import (
     CommitBatch,
     DuplicateEventError,
     RunAlreadyExistsError,
+    RunEndedError,
     RunLease,
     RunUpdate,
     SequenceConflictError,
@@ -78,6 +80,8 @@ def check_commit(batch: CommitBatch, state: CommitState) -> list[int]:
     expected = batch.expected_sequence
     if expected is not None and expected != state.last_sequence:
         raise SequenceConflictError(run_id, expected)
+    if batch.require_open and TERMINAL_KEY in state.dedup_keys:
+        raise RunEndedError(run_id)
     seen = set(state.dedup_keys)
     for event in batch.events:
         if event.run_id != run_id:

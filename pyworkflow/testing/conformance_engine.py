@@ -28,6 +28,7 @@ from pyworkflow.storage.base import (
     DuplicateEventError,
     HookUpdate,
     RunAlreadyExistsError,
+    RunEndedError,
     RunUpdate,
     SequenceConflictError,
     StorageBackend,
@@ -241,6 +242,22 @@ class EventConformance:
         stored = await storage.get_hook_by_token("r:secret")
         assert stored is not None and stored.status is HookStatus.RECEIVED
         assert stored.payload == '{"ok": true}' and stored.received_at is not None
+
+
+    async def test_require_open_refuses_an_ended_run(self, storage: StorageBackend) -> None:
+        await storage.commit(CommitBatch("r", events=[Event(run_id="r")], expected_sequence=-1))
+        late = create_step_completed_event("r", "s1", "1", "a")
+        await storage.commit(CommitBatch("r", events=[late], require_open=True))
+        done = Event(run_id="r", type=EventType.WORKFLOW_CANCELLED, data={})
+        await storage.commit(CommitBatch("r", events=[done]))
+        after = create_step_completed_event("r", "s2", "2", "a")
+        timer = Timer("r", "guard", "resume", T0)
+        with pytest.raises(RunEndedError):
+            await storage.commit(
+                CommitBatch("r", events=[after], timers_upsert=[timer], require_open=True)
+            )
+        assert [e.type for e in await storage.get_events("r")][-1] is EventType.WORKFLOW_CANCELLED
+        assert await storage.list_timers("r") == []
 
 
 class LeaseTimerConformance:

@@ -80,6 +80,40 @@ def _fault_tolerance(out: str) -> None:
     assert "recover_on_worker_loss=True, max_recovery_attempts=2, recovery_attempts=0" in out
 
 
+def _hooks(out: str) -> None:
+    assert re.search(r"\[1\] on_created sent the manager run_\w+:hook_manager_decision_1:<\d+", out)
+    assert "[1] the run is suspended, hook manager_decision pending" in out
+    # Validated with the model, or with its JSON schema where the model is not importable.
+    (rejected,) = re.findall(r"\[1\] bad payload rejected: (.*)", out)
+    assert "reviewer" in rejected and "approved" in rejected, rejected
+    assert "[1] after the bad payload: suspended" in out
+    assert "[1] forged token: HookNotFoundError" in out
+    assert "[1] resume_hook -> resumed (hook_manager_decision_1)" in out
+    assert "E-1 paid by step process" in out and "approved by grace" in out
+    assert "[1] second resume: HookAlreadyReceivedError" in out
+    assert "[2] a report with a 2s deadline: suspended" in out
+    assert "[2] result: 'E-2 escalated to the finance team'" in out
+    assert 0 <= _number(r"\[2\] hook expired (-?\d+) ms after its deadline", out) < 1500
+    assert "[2] a late answer: HookExpiredError" in out
+
+
+def _cancellation(out: str) -> None:
+    assert "[1] flight and hotel booked; the run sleeps" in out
+    assert _number(r"\[1\] cancel_workflow -> True; cancelled (\d+\.\d+)s later", out) < 3.0
+    undo = re.findall(r"step.started\s+(\w+)", out)
+    assert undo == ["book_flight", "book_hotel", "cancel_booking", "cancel_booking"], out
+    assert "book_car" not in out
+    undone = re.findall(r"cancel_booking -> \"cancelled (\S+)\"", out)
+    assert undone == ["HT-T-7", "FL-T-7"], out  # in reverse order
+    assert re.search(
+        r"workflow\.cancelled\s+reason='customer changed plans' cleanup_completed=True", out
+    )
+    assert _number(r"\[2\] status: cancelled (\d+\.\d+)s after the request", out) < 3.0
+    assert _number(r"stopped after (\d+) of 100 chunks", out) < 40
+    assert _number(r"chunks, (-?\d+\.\d)s after the request", out) < 2.0
+    assert "[3] cancelling the trip again -> False (it had already ended)" in out
+
+
 #: Every example, with what its output must show.
 EXAMPLES: dict[str, Callable[[str], None]] = {
     "01_basic_workflow.py": _basic,
@@ -88,6 +122,8 @@ EXAMPLES: dict[str, Callable[[str], None]] = {
     "04_batch_processing.py": _batch,
     "05_idempotency.py": _idempotency,
     "06_fault_tolerance.py": _fault_tolerance,
+    "07_hooks.py": _hooks,
+    "08_cancellation.py": _cancellation,
 }
 
 

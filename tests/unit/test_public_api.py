@@ -116,9 +116,6 @@ NOT_YET = {
     "get_scheduled_workflow",
     "list_scheduled_workflows",
     "ScheduledWorkflowMetadata",
-    "continue_as_new",
-    "start_child_workflow",
-    "ChildWorkflowHandle",
     "LocalScheduler",
 }
 
@@ -174,6 +171,9 @@ def test_module_paths_users_import() -> None:
             "ConfigurationError",
         ],
         "pyworkflow.primitives.hooks": ["hook"],
+        "pyworkflow.primitives.child_workflow": ["start_child_workflow", "MAX_NESTING_DEPTH"],
+        "pyworkflow.primitives.child_handle": ["ChildWorkflowHandle"],
+        "pyworkflow.primitives.continue_as_new": ["continue_as_new"],
         "pyworkflow.primitives.define_hook": ["define_hook", "TypedHook", "HookValidationError"],
         "pyworkflow.primitives.resume_hook": [
             "resume_hook",

@@ -15,6 +15,8 @@ EXAMPLES = (
     "04_batch_processing",
     "05_idempotency",
     "06_fault_tolerance",
+    "07_hooks",
+    "08_cancellation",
 )
 
 for _name in EXAMPLES:

@@ -20,10 +20,12 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from pyworkflow.engine.event_model import TERMINAL_KEY
 from pyworkflow.engine.events import dedup_key
 from pyworkflow.storage.base import (
     CommitBatch,
     DuplicateEventError,
+    RunEndedError,
     RunUpdate,
     SequenceConflictError,
 )
@@ -45,6 +47,7 @@ _UPDATE_HOOK = (
     " received_at = COALESCE(?, received_at) WHERE run_id = ? AND hook_id = ?"
 )
 _RECEIVED = HookStatus.RECEIVED
+_HAS_KEY = "SELECT 1 FROM events WHERE run_id = ? AND dedup_key = ?"
 _RUN_UPDATE_FIELDS = ("status", "result", "error", "started_at", "completed_at")
 
 
@@ -123,6 +126,10 @@ class CommitMixin(EventsMixin, RunsMixin):
     async def _append(self, conn: SQLConnection, batch: CommitBatch) -> int:
         """Insert the events; the first one's sequence."""
         run_id, expected = batch.run_id, batch.expected_sequence
+        if batch.require_open:
+            ended = await conn.fetch_one(self._sql(_HAS_KEY), (run_id, TERMINAL_KEY))
+            if ended is not None:
+                raise RunEndedError(run_id)
         if expected is None or not batch.events:
             if expected is None and not batch.events:
                 return 0
