@@ -52,18 +52,23 @@ POLL_SECONDS = float(os.environ.get("PYWORKFLOW_CANCEL_POLL_SECONDS", "1.0"))
 _WAITING = (RunStatus.SUSPENDED, RunStatus.INTERRUPTED, RunStatus.PENDING)
 
 
+def _wake_now(run_id: str) -> Timer:
+    return Timer(run_id, "wake", "cancel", datetime.now(UTC))
+
+
 async def request_cancellation(
     storage: StorageBackend, run_id: str, reason: str | None = None
 ) -> WorkflowRun | None:
-    """Record a cancellation request; returns the run as it was, or None when it had
-    already ended (nothing is recorded then)."""
+    """Record a cancellation request; returns the run as it is after the request
+    (a waiting run is then to be woken), or None when it had already ended (nothing is
+    recorded then)."""
     run = await storage.get_run(run_id)
     if run is None:
         raise WorkflowNotFoundError(run_id)
     if run.status in TERMINAL_STATUSES:
         return None
     event = ev.create_cancellation_requested_event(run_id, reason, "cancel_workflow")
-    wake = [Timer(run_id, "wake", "cancel", datetime.now(UTC))] if run.status in _WAITING else []
+    wake = [_wake_now(run_id)] if run.status in _WAITING else []
     try:
         await storage.commit(
             CommitBatch(run_id=run_id, events=[event], timers_upsert=wake, require_open=True)
@@ -71,7 +76,15 @@ async def request_cancellation(
     except RunEndedError:
         return None  # it ended between our read and our write
     await storage.set_cancellation_flag(run_id)
-    return run
+    if run.status in _WAITING:
+        return run
+    # It was executing when we read it. If it has suspended since, its activation may
+    # have finished before our event was appended and will not look again: it waits
+    # now, so it must be woken like any waiting run.
+    fresh = await storage.get_run(run_id)
+    if fresh is not None and fresh.status in _WAITING:
+        await storage.commit(CommitBatch(run_id=run_id, timers_upsert=[_wake_now(run_id)]))
+    return fresh
 
 
 async def cancel_without_code(

@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-import weakref
 from collections.abc import Callable
 from typing import Any
-
-from loguru import logger
 
 from pyworkflow.config import get_config
 from pyworkflow.core.exceptions import (
@@ -32,59 +29,36 @@ from pyworkflow.core.exceptions import (
     WorkflowError,
     WorkflowNotFoundError,
 )
-from pyworkflow.core.registry import get_workflow, get_workflow_by_func
-from pyworkflow.engine.cancellation import (
-    cancel_without_code,
-    request_cancellation,
-    wait_until_ended,
-)
+from pyworkflow.core.registry import get_workflow_by_func
+from pyworkflow.engine.cancel_api import cancel_workflow
 from pyworkflow.engine.events import Event
 from pyworkflow.engine.followups import final_run
 from pyworkflow.engine.ids import new_run_id
+from pyworkflow.engine.storage_choice import (
+    ConfigurationError,
+    embedded_storage_in_use,
+    ensure_connected,
+    resolve_storage,
+)
 from pyworkflow.runtime.factory import get_runtime, validate_runtime_durable
 from pyworkflow.serialization.decoder import deserialize
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.base import StorageBackend
-from pyworkflow.storage.config import config_to_storage
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
 
-
-class ConfigurationError(Exception):
-    """pyworkflow is not configured for what was asked (e.g. no storage).
-
-    Example:
-        >>> err = ConfigurationError("no storage backend")
-        >>> str(err), isinstance(err, WorkflowError)
-        ('no storage backend', False)
-    """
-
-
-_connected: weakref.WeakSet[StorageBackend] = weakref.WeakSet()
-_default_storage: StorageBackend | None = None
-
-
-async def ensure_connected(storage: StorageBackend) -> StorageBackend:
-    """Call ``storage.connect()`` once per backend object."""
-    if storage not in _connected:
-        await storage.connect()
-        _connected.add(storage)
-    return storage
-
-
-async def resolve_storage(storage: StorageBackend | None) -> StorageBackend:
-    """The given storage, else the configured one, else the embedded SQLite default."""
-    global _default_storage
-    chosen = storage if storage is not None else get_config().storage
-    if chosen is None:
-        if _default_storage is None:
-            _default_storage = config_to_storage({})
-        chosen = _default_storage
-    return await ensure_connected(chosen)
-
-
-def embedded_storage_in_use() -> StorageBackend | None:
-    """The embedded SQLite default, if this process has already opened it."""
-    return _default_storage
+__all__ = [
+    "ConfigurationError",
+    "cancel_workflow",
+    "embedded_storage_in_use",
+    "ensure_connected",
+    "get_workflow_chain",
+    "get_workflow_events",
+    "get_workflow_result",
+    "get_workflow_run",
+    "resolve_storage",
+    "resume",
+    "start",
+]
 
 
 async def _existing_for_key(storage: StorageBackend, key: str) -> str | None:
@@ -203,61 +177,6 @@ async def resume(
     await ensure_connected(store)
     rt = get_runtime(runtime or get_config().default_runtime)
     return await rt.resume_workflow(run_id, store)
-
-
-async def cancel_workflow(
-    run_id: str,
-    reason: str | None = None,
-    wait: bool = False,
-    timeout: float | None = None,
-    storage: StorageBackend | None = None,
-) -> bool:
-    """Ask a run to stop. False if it had already ended (nothing is recorded).
-
-    The run sees the request at its next durable call (step, sleep, hook, child):
-    ``CancellationError`` is raised there, the workflow may catch it to compensate
-    (inside ``shield()``) and re-raise, and the run ends CANCELLED. A waiting run
-    (sleep, hook, retry delay) is woken at once; on the local runtime that happens
-    before this call returns. ``wait=True`` waits for a terminal status
-    (``timeout`` defaults to 60 s; ``TimeoutError`` after it).
-
-    Example:
-        >>> from pyworkflow import sleep, workflow
-        >>> from pyworkflow.storage.memory import InMemoryStorageBackend
-        >>> @workflow(name="doctest_cancel")
-        ... async def nap() -> None:
-        ...     await sleep("1h")
-        >>> async def main():
-        ...     store = InMemoryStorageBackend()
-        ...     run_id = await start(nap, durable=True, storage=store)
-        ...     ok = await cancel_workflow(run_id, reason="not needed", storage=store)
-        ...     return ok, (await get_workflow_run(run_id, storage=store)).status.value
-        >>> asyncio.run(main())
-        (True, 'cancelled')
-    """
-    store = await resolve_storage(storage)
-    run = await request_cancellation(store, run_id, reason)
-    if run is None:
-        return False
-    if run.status in (RunStatus.SUSPENDED, RunStatus.INTERRUPTED):
-        await _wake_for_cancel(store, run, reason)
-    if wait:
-        await wait_until_ended(store, run_id, 60.0 if timeout is None else timeout)
-    return True
-
-
-async def _wake_for_cancel(store: StorageBackend, run: WorkflowRun, reason: str | None) -> None:
-    """Let the waiting run handle the request now (its code runs its compensation)."""
-    name = get_config().default_runtime
-    if name == "local" and get_workflow(run.workflow_name) is None:
-        # Nobody here can run its code: end it the way upstream did.
-        await cancel_without_code(store, run, reason)
-        return
-    try:
-        await get_runtime(name).schedule_resume(run.run_id, store)
-    except Exception as error:
-        # The request is recorded and a wake timer is armed; the run still ends.
-        logger.info("Run {} will handle its cancellation later: {}", run.run_id, error)
 
 
 async def get_workflow_run(

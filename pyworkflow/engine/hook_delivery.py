@@ -25,7 +25,7 @@ import dataclasses
 import hmac
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ValidationError
 
@@ -49,7 +49,13 @@ from pyworkflow.storage.base import (
     RunEndedError,
     StorageBackend,
 )
-from pyworkflow.storage.schemas import TERMINAL_STATUSES, Hook, HookStatus, make_timer_id
+from pyworkflow.storage.schemas import (
+    TERMINAL_STATUSES,
+    Hook,
+    HookStatus,
+    WorkflowRun,
+    make_timer_id,
+)
 
 
 async def find_hook(storage: StorageBackend, token: str) -> Hook:
@@ -132,6 +138,20 @@ def _check_json_schema(name: str, schema_text: str, data: Any) -> None:
         raise HookValidationError(name, schema, failures[0], problems)
 
 
+async def _explain_ended(
+    storage: StorageBackend, hook: Hook, run: WorkflowRun | None, moment: datetime
+) -> NoReturn:
+    """The run has ended: say why this hook is closed. Re-read first: another delivery
+    (or the expiry) may have settled the hook, and then ended the run, meanwhile."""
+    fresh = await storage.get_hook(hook.hook_id, hook.run_id) or hook
+    if fresh.status is HookStatus.RECEIVED:
+        raise HookAlreadyReceivedError(hook.hook_id)
+    if fresh.status is HookStatus.EXPIRED:
+        raise HookExpiredError(hook.hook_id)
+    status = run.status.value if run is not None else "deleted"
+    raise HookDisposedError(hook.token, hook.hook_id, f"its run has ended ({status})")
+
+
 async def deliver_payload(
     storage: StorageBackend, token: str, payload: Any, *, now: datetime | None = None
 ) -> Hook:
@@ -146,8 +166,7 @@ async def deliver_payload(
     if hook.status in (HookStatus.PENDING, HookStatus.DISPOSED):
         run = await storage.get_run(hook.run_id)
         if run is None or run.status in TERMINAL_STATUSES:
-            status = run.status.value if run is not None else "deleted"
-            raise HookDisposedError(token, hook.hook_id, f"its run has ended ({status})")
+            await _explain_ended(storage, hook, run, moment)
     check_open(hook, moment)
     raw = encode_payload(hook, payload)
     batch = CommitBatch(
@@ -162,7 +181,7 @@ async def deliver_payload(
     try:
         await storage.commit(batch)
     except RunEndedError:
-        raise HookDisposedError(token, hook.hook_id, "its run has ended") from None
+        await _explain_ended(storage, hook, await storage.get_run(hook.run_id), moment)
     except DuplicateEventError:
         # Someone else settled the hook first (a second delivery, or the expiry).
         settled = await storage.get_hook(hook.hook_id, hook.run_id)

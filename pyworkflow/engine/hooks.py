@@ -115,7 +115,13 @@ async def durable_hook(act: Activation, spec: HookSpec) -> Any:
     created = state.hooks_created.get(hook_id)
     if created is None:
         act.validate_event_limits()
-        created = await _create(act, spec, hook_id, position)
+        # Tracked like an inline step: if a sibling (asyncio.gather) suspends the run
+        # meanwhile, the activation still waits for on_created to finish.
+        done = act.track()
+        try:
+            created = await _create(act, spec, hook_id, position)
+        finally:
+            done.set_result(None)
         if _settled(act, hook_id):  # resumed or failed while on_created ran
             return _outcome(act, hook_id)
     expires_at = _parse(created.get("expires_at"))

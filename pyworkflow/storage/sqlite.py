@@ -303,13 +303,17 @@ class SQLiteStorageBackend(SQLStorageBackend):
         assert self._lock is not None
         async with self._lock:
             with self._naming_corruption():
-                await db.execute("BEGIN IMMEDIATE")
                 try:
+                    # Inside the try: a task cancelled while BEGIN is queued still has
+                    # it run on the connection's thread, and must roll it back.
+                    await db.execute("BEGIN IMMEDIATE")
                     yield _Connection(db)
                     await db.execute("COMMIT")
                 except BaseException:
-                    # A no-op if COMMIT went through or BEGIN never did.
-                    await db.rollback()
+                    # A no-op if COMMIT went through or BEGIN never did. Shielded: a
+                    # second cancellation must not leave the shared connection inside
+                    # a transaction.
+                    await asyncio.shield(db.rollback())
                     raise
 
     @asynccontextmanager

@@ -243,7 +243,6 @@ class EventConformance:
         assert stored is not None and stored.status is HookStatus.RECEIVED
         assert stored.payload == '{"ok": true}' and stored.received_at is not None
 
-
     async def test_require_open_refuses_an_ended_run(self, storage: StorageBackend) -> None:
         await storage.commit(CommitBatch("r", events=[Event(run_id="r")], expected_sequence=-1))
         late = create_step_completed_event("r", "s1", "1", "a")

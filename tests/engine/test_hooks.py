@@ -24,8 +24,8 @@ from pyworkflow import (
     start,
     workflow,
 )
-from pyworkflow.core.exceptions import HookValidationError
-from pyworkflow.engine import executor
+from pyworkflow.core.exceptions import HookValidationError, SerializationError
+from pyworkflow.engine import storage_choice
 from pyworkflow.engine.hooks import _schemas
 from pyworkflow.primitives.resume_hook import ResumeResult, create_hook_token
 from pyworkflow.storage.base import StorageBackend
@@ -164,6 +164,20 @@ async def test_invalid_payload_is_rejected_and_changes_nothing(
     }
 
 
+async def test_payload_that_is_not_json_data_is_rejected(store: StorageBackend) -> None:
+    @workflow(name="hk_untyped")
+    async def untyped() -> Any:
+        return await hook("anything", on_created=keep)
+
+    run_id = await start(untyped, durable=True, storage=store)
+    before = await snapshot(store, run_id)
+    with pytest.raises(SerializationError, match="anything"):
+        await resume_hook(TOKENS[run_id][0], {"handle": object()}, storage=store)
+    assert await snapshot(store, run_id) == before
+    await resume_hook(TOKENS[run_id][0], {"tags": ["a", "b"]}, storage=store)
+    assert await get_workflow_result(run_id, storage=store) == {"tags": ["a", "b"]}
+
+
 class Shipment(BaseModel):
     tracking: str
     parcels: int
@@ -300,6 +314,6 @@ async def test_list_hooks_by_run_and_by_status(store: StorageBackend) -> None:
 async def test_resume_hook_without_storage_is_a_clear_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(executor, "_default_storage", None)
+    monkeypatch.setattr(storage_choice, "_default_storage", None)
     with pytest.raises(RuntimeError, match="No storage backend configured"):
         await resume_hook("run_abc:hook_x_1:secret", {"ok": True})

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from pyworkflow import (
+    CancellationError,
     HookExpiredError,
     HookNotFoundError,
     RunStatus,
@@ -19,6 +20,7 @@ from pyworkflow import (
     hook,
     resume,
     resume_hook,
+    shield,
     sleep,
     start,
     step,
@@ -63,9 +65,10 @@ async def test_timeout_wakes_the_workflow_with_hook_expired_error(store: Storage
         try:
             await hook("late", timeout="1s", on_created=keeper("late"))
         except HookExpiredError as error:
-            seen_at["caught"] = datetime.now(UTC)
-            return f"gave up on {error.hook_id}"
-        return "received"
+            seen_at.setdefault("caught", datetime.now(UTC))
+            expired = error.hook_id
+        await sleep(0.05)  # a later activation replays the expiry at the same call
+        return f"gave up on {expired}"
 
     @workflow(name="hk_expiry_raised")
     async def raised() -> str:
@@ -273,3 +276,29 @@ async def test_run_ending_disposes_its_pending_hook(store: StorageBackend) -> No
     with pytest.raises(HookDisposedError, match="no longer accepts payloads"):
         await resume_hook(TOKENS[run_id]["never"], {"late": True}, storage=store)
     assert "hook.received" not in kinds(await store.get_events(run_id))
+
+
+async def test_compensation_can_wait_for_a_hook(store: StorageBackend) -> None:
+    """Inside ``shield()`` a hook works as usual, even with cancellation requested."""
+
+    @workflow(name="hk_shielded_hook")
+    async def guarded() -> None:
+        try:
+            await sleep("1h")
+        except CancellationError:
+            async with shield():
+                decision = await hook("refund_ok", on_created=keeper("refund_ok"))
+                assert decision == {"refund": True}
+            raise
+
+    run_id = await start(guarded, durable=True, storage=store)
+    assert await cancel_workflow(run_id, storage=store) is True
+    await eventually(lambda: "refund_ok" in TOKENS.get(run_id, {}), timeout=5)
+    run = await store.get_run(run_id)
+    assert run is not None and run.status not in (RunStatus.CANCELLED, RunStatus.FAILED)
+    await resume_hook(TOKENS[run_id]["refund_ok"], {"refund": True}, storage=store)
+    await eventually(lambda: ended(store, run_id), timeout=5)
+    run = await store.get_run(run_id)
+    assert run is not None and run.status is RunStatus.CANCELLED
+    (cancelled,) = await store.get_events(run_id, ["workflow.cancelled"])
+    assert cancelled.data["cleanup_completed"] is True
