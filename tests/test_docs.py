@@ -29,6 +29,8 @@ REQUIRED_PAGES = [
     "concepts/sleep.md",
     "concepts/hooks.md",
     "concepts/cancellation.md",
+    "concepts/child-workflows.md",
+    "concepts/continue-as-new.md",
 ]
 
 

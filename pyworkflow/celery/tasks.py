@@ -316,6 +316,7 @@ def execute_step_task(
         # The body may poll get_context().check_cancellation(); the worker keeps it
         # current while the step runs.
         ctx = StepWorkerContext(run_id)
+        ctx._runtime = "celery"
         token = set_context(ctx)
         try:
             return await execute_step_command(storage, cmd, on_cancel=ctx.request_cancellation)

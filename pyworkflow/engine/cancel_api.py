@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from loguru import logger
 
-from pyworkflow.config import get_config
 from pyworkflow.core.registry import get_workflow
 from pyworkflow.engine.cancellation import (
     cancel_without_code,
@@ -24,7 +23,7 @@ from pyworkflow.engine.cancellation import (
     wait_until_ended,
 )
 from pyworkflow.engine.storage_choice import resolve_storage
-from pyworkflow.runtime.factory import get_runtime
+from pyworkflow.runtime.factory import get_runtime, runtime_name_here
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
 
@@ -74,7 +73,7 @@ async def cancel_workflow(
 
 async def _wake_for_cancel(store: StorageBackend, run: WorkflowRun, reason: str | None) -> None:
     """Let the waiting run handle the request now (its code runs its compensation)."""
-    name = get_config().default_runtime
+    name = runtime_name_here()
     if name == "local" and get_workflow(run.workflow_name) is None:
         # Nobody here can run its code: end it the way upstream did.
         await cancel_without_code(store, run, reason)

@@ -130,8 +130,10 @@ async def child_outcome_event(
             parent_id, child_id, child_run_id, last.result
         )
     if last.status is RunStatus.CANCELLED:
+        ended = await storage.get_latest_event(last.run_id, ev.EventType.WORKFLOW_CANCELLED.value)
+        reason = ended.data.get("reason") if ended is not None else None
         return ev.create_child_workflow_cancelled_event(
-            parent_id, child_id, child_run_id, last.error or "Workflow was cancelled"
+            parent_id, child_id, child_run_id, reason or last.error or "Workflow was cancelled"
         )
     failed = await storage.get_latest_event(last.run_id, ev.EventType.WORKFLOW_FAILED.value)
     error_type = str(failed.data.get("error_type")) if failed is not None else "WorkflowError"

@@ -20,7 +20,7 @@ from pyworkflow.config import get_config
 from pyworkflow.engine import executor
 from pyworkflow.engine.hook_delivery import deliver_payload
 from pyworkflow.engine.hooks import HOOK_TOKEN_SEPARATOR, parse_hook_token
-from pyworkflow.runtime.factory import get_runtime
+from pyworkflow.runtime.factory import get_runtime, runtime_name_here
 from pyworkflow.storage.base import StorageBackend
 
 __all__ = [
@@ -102,7 +102,7 @@ async def resume_hook(
     store = await executor.ensure_connected(_storage(storage))
     found = await deliver_payload(store, token, payload)
     try:
-        await get_runtime(get_config().default_runtime).schedule_resume(found.run_id, store)
+        await get_runtime(runtime_name_here()).schedule_resume(found.run_id, store)
     except Exception as error:
         # The payload is recorded and a resume guard is armed: the run continues anyway.
         logger.warning(

@@ -55,3 +55,20 @@ def validate_runtime_durable(runtime: Runtime, durable: bool) -> None:
             f"Runtime '{runtime.name}' only runs durable workflows: pass durable=True "
             "(and configure a storage backend)"
         )
+
+
+def runtime_name_here() -> str:
+    """The runtime of the workflow or step this code runs in, else the configured
+    default: a resume or cancel issued from inside a Celery worker goes through Celery
+    even when the process's configuration says ``local``.
+
+    Example:
+        >>> runtime_name_here()  # outside any workflow: the configured default
+        'local'
+    """
+    from pyworkflow.config import get_config  # config imports the runtimes' package
+    from pyworkflow.context.base import _current
+
+    ctx = _current.get()
+    name = ctx.runtime if ctx is not None else None
+    return name or get_config().default_runtime

@@ -94,7 +94,7 @@ async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
         await LocalRuntime().resume_workflow(run_id, storage)
     except Exception as error:
         # The failure is recorded on the run; a timer has nobody to raise it to.
-        logger.debug("Timer resume of {} ended with {}", run_id, error)
+        logger.trace("Background resume of {} ended with {}", run_id, error)
 
 
 # Fire-and-forget children run as tasks of their own; keep them referenced.
@@ -183,7 +183,7 @@ class LocalRuntime(Runtime):
                 return deserialize(outcome.result)
             return None
         if outcome is None:
-            logger.debug("Run {} is being advanced by another activation", run_id)
+            logger.trace("Run {} is being advanced by another activation", run_id)
         if isinstance(outcome, Failed):
             raise outcome.error
         return outcome.result if isinstance(outcome, Completed) else None
