@@ -16,8 +16,10 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +29,7 @@ from pyworkflow.core.exceptions import (
     SuspensionSignal,
 )
 from pyworkflow.engine import events as ev
-from pyworkflow.engine.activation import Activation
+from pyworkflow.engine.activation import Activation, StorageUnavailable
 from pyworkflow.engine.followups import (
     child_outcome_event,
     create_pending_run,
@@ -130,6 +132,11 @@ async def wait_for_child(
     if outcome is not None:
         return outcome_value(outcome, name)
     act.check_cancellation()
+    # Let siblings of an asyncio.gather whose outcomes are recorded (a failed child)
+    # raise first: otherwise this suspension would win and the parent would wait for
+    # this child before seeing a failure it already has.
+    for _ in range(3):
+        await asyncio.sleep(0)
     raise SuspensionSignal(f"child_workflow:{child_id}", child_id=child_id)
 
 
@@ -164,7 +171,7 @@ def _child_record(act: Activation, spec: ChildSpec, child_run_id: str) -> Workfl
 async def _create_and_launch(act: Activation, spec: ChildSpec, started: dict[str, Any]) -> None:
     """Create the child run (if missing) and have the runtime start it."""
     child_run_id = started["child_run_id"]
-    with contextlib.suppress(RunAlreadyExistsError):
+    with _storage_errors(act), contextlib.suppress(RunAlreadyExistsError):
         await create_pending_run(act.storage, _child_record(act, spec, child_run_id))
     if act.launch is not None:
         await act.launch(child_run_id, spec.wait)
@@ -177,16 +184,31 @@ async def _check_on_child(act: Activation, started: dict[str, Any], spec: ChildS
     """Replay of a child without a recorded outcome: repair what a crash or a lost
     message may have left (a missing child run, an unrecorded outcome)."""
     child_run_id = started["child_run_id"]
-    child = await act.storage.get_run(child_run_id)
+    with _storage_errors(act):
+        child = await act.storage.get_run(child_run_id)
+        last = await final_run(act.storage, child) if child is not None else None
     if child is None:
         if spec is not None:
             await _create_and_launch(act, spec, started)
         return
-    last = await final_run(act.storage, child)
+    assert last is not None
     if last.status in TERMINAL_STATUSES and last.status is not RunStatus.CONTINUED_AS_NEW:
-        event = await child_outcome_event(
-            act.storage, act.run_id, started["child_id"], child_run_id, last
-        )
-        with contextlib.suppress(DuplicateEventError):
+        with _storage_errors(act), contextlib.suppress(DuplicateEventError):
+            event = await child_outcome_event(
+                act.storage, act.run_id, started["child_id"], child_run_id, last
+            )
             await act.storage.commit(CommitBatch(run_id=act.run_id, events=[event]))
         await act.refresh()
+
+
+@contextlib.contextmanager
+def _storage_errors(act: Activation) -> Iterator[None]:
+    """A storage failure outside the activation's own commits: the activation stops
+    and the run stays resumable (as in ``Activation.commit``), instead of the error
+    reaching workflow code."""
+    try:
+        yield
+    except (RunAlreadyExistsError, DuplicateEventError):
+        raise
+    except Exception as error:
+        raise StorageUnavailable(act.run_id, error) from error
