@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -44,7 +45,7 @@ from pyworkflow.storage.schemas import (
 from pyworkflow.utils.duration import parse_duration_seconds
 
 # Long enough that the runtime normally finishes the follow-ups first.
-FOLLOWUP_DELAY_SECONDS = 30.0
+FOLLOWUP_DELAY_SECONDS = float(os.environ.get("PYWORKFLOW_FOLLOWUP_DELAY_SECONDS", "30"))
 
 
 def followup_timer(run_id: str, now: datetime | None = None) -> Timer:

@@ -34,7 +34,9 @@ BEAT = ["beat", "--loglevel=info", "--scheduler", "pyworkflow.celery.scheduler:P
 # Test-only flags: no gossip/mingle/heartbeat (each costs a second at startup).
 FAST = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 #: The test flows, and every example of examples/celery/durable (its __init__ imports them).
-DISCOVER = "tests.celery.flows,tests.celery.hook_flows,examples.celery.durable"
+DISCOVER = (
+    "tests.celery.flows,tests.celery.hook_flows,tests.celery.child_flows,examples.celery.durable"
+)
 
 
 class Cluster:

@@ -114,6 +114,75 @@ def _cancellation(out: str) -> None:
     assert "[3] cancelling the trip again -> False (it had already ended)" in out
 
 
+def _children(out: str) -> None:
+    assert (
+        "[1] while arrange_shipping sleeps: parent suspended, child suspended (timers: ['sleep'])"
+        in out
+    )
+    # The 2 s sleep is in there, woken by Beat (<= 1.5 s late), plus the other children.
+    assert 2.0 <= _number(r"\[2\] parent completed (\d+\.\d)s after start\(\)", out) < 6.0
+    assert (
+        "[2] result: {'charge': 'ch_A-17_59.90', 'tracking': 'TRK-A-17', "
+        "'gift_card': 'none (FatalError: gift card service rejected A-17)'}" in out
+    )
+    tree = re.findall(r"^ {8}(\w+) \[(\w+)\] depth=(\d)", out, re.M)
+    assert tree == [
+        ("charge_order", "completed", "1"),
+        ("arrange_shipping", "completed", "1"),
+        ("issue_gift_card", "failed", "1"),
+    ], out
+    assert "place_order [completed] depth=0" in out
+    assert "[3] get_parent(charge_order) is the order run: True" in out
+    events = re.findall(r"(child_workflow\.\w+)\s+child_(\w+?)_[0-9a-f]{16}", out)
+    assert events == [
+        ("child_workflow.started", "charge_order"),
+        ("child_workflow.completed", "charge_order"),
+        ("child_workflow.started", "arrange_shipping"),
+        ("child_workflow.completed", "arrange_shipping"),
+        ("child_workflow.started", "issue_gift_card"),
+        ("child_workflow.failed", "issue_gift_card"),
+    ], out
+
+
+def _child_patterns(out: str) -> None:
+    # 20 x 0.3 s on the cluster's 2 step processes: about 3 s, never 6 s.
+    assert _number(r"20 child runs of 0\.3s each: (\d+\.\d+)s in all", out) < 5.0
+    assert _number(r"their steps ran on (\d+) step processes", out) == 2
+    assert _number(r"step processes, (\d+) at most at once", out) == 2
+    assert f"[1] results in call order: {list(range(20))}" in out
+    assert "[2] all 3 children started; parent suspended" in out
+    assert "[2] children: completed, completed, completed" in out
+    assert (
+        "[2] result: {'account': 'acct-ada', 'mails': ['welcome mail sent to ada', "
+        "'tips mail sent to ada', 'survey mail sent to ada']}" in out
+    )
+    assert "[3] parent result: 'upgraded (ChildWorkflowFailedError: Cancelled" in out
+    assert '[3] child remind_later["grace"]: cancelled' in out
+    assert "[3]     reason: 'user upgraded'" in out
+    assert '[3] child remind_later["grace-manager"]: cancelled' in out
+    assert re.search(r"\[3\]     reason: 'Parent workflow run_\w+ completed'", out)
+    assert "[4] level 3 stops: MaxNestingDepthError: Maximum nesting depth of 3 exceeded" in out
+    depths = re.findall(r"\[4\]\s+nest\[(\d)\] depth=(\d)", out)
+    assert depths == [(str(d), str(d)) for d in range(4)], out
+
+
+def _continue_as_new(out: str) -> None:
+    assert _number(r"200 polls, 20 per run, in (\d+\.\d)s on the workers", out) < 30
+    assert "runs in the chain: 10" in out
+    assert "events per run: max 42, total 420" in out  # started + 20 x 2 + the end
+    assert "statuses: 9 continued_as_new, then completed" in out
+    for line in (
+        "start() returned the first run: True",
+        "second run continued from the first: True",
+        "each run continued to the next: True",
+        "same chain read from its middle run: True",
+        "last run's arguments: [180, 535]",
+        "final result: {'cursor': 200, 'items_seen': 594}",
+    ):
+        assert line in out, line
+    assert re.search(r"the last run's polls ran on step processes \[\d+", out)
+
+
 #: Every example, with what its output must show.
 EXAMPLES: dict[str, Callable[[str], None]] = {
     "01_basic_workflow.py": _basic,
@@ -124,6 +193,9 @@ EXAMPLES: dict[str, Callable[[str], None]] = {
     "06_fault_tolerance.py": _fault_tolerance,
     "07_hooks.py": _hooks,
     "08_cancellation.py": _cancellation,
+    "09_child_workflows.py": _children,
+    "10_child_workflow_patterns.py": _child_patterns,
+    "11_continue_as_new.py": _continue_as_new,
 }
 
 

@@ -17,6 +17,9 @@ EXAMPLES = (
     "06_fault_tolerance",
     "07_hooks",
     "08_cancellation",
+    "09_child_workflows",
+    "10_child_workflow_patterns",
+    "11_continue_as_new",
 )
 
 for _name in EXAMPLES:
