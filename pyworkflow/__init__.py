@@ -65,6 +65,13 @@ from pyworkflow.core.exceptions import (
     WorkflowTimeoutError,
 )
 from pyworkflow.core.registry import get_step, get_workflow, list_steps, list_workflows
+from pyworkflow.core.scheduled import (
+    ScheduledWorkflowMetadata,
+    activate_scheduled_workflows,
+    get_scheduled_workflow,
+    list_scheduled_workflows,
+    scheduled_workflow,
+)
 from pyworkflow.core.step import step
 from pyworkflow.core.workflow import workflow
 from pyworkflow.discovery import DiscoveryError, discover_workflows
@@ -90,9 +97,21 @@ from pyworkflow.primitives.continue_as_new import continue_as_new
 from pyworkflow.primitives.define_hook import TypedHook, define_hook
 from pyworkflow.primitives.hooks import hook
 from pyworkflow.primitives.resume_hook import ResumeResult, resume_hook
+from pyworkflow.primitives.schedule import (
+    backfill_schedule,
+    create_schedule,
+    delete_schedule,
+    get_schedule,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    trigger_schedule,
+    update_schedule,
+)
 from pyworkflow.primitives.shield import shield
 from pyworkflow.primitives.sleep import sleep
 from pyworkflow.runtime import LocalRuntime, Runtime, get_runtime, register_runtime
+from pyworkflow.scheduler import LocalScheduler
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.file import FileStorageBackend
 from pyworkflow.storage.memory import InMemoryStorageBackend
@@ -124,6 +143,7 @@ __all__ = [
     "InvalidTokenError",
     "LocalContext",
     "LocalRuntime",
+    "LocalScheduler",
     "MaxNestingDepthError",
     "MockContext",
     "NondeterminismError",
@@ -136,6 +156,7 @@ __all__ = [
     "Schedule",
     "ScheduleSpec",
     "ScheduleStatus",
+    "ScheduledWorkflowMetadata",
     "StepContext",
     "StorageBackend",
     "SuspensionSignal",
@@ -147,6 +168,8 @@ __all__ = [
     "WorkflowRun",
     "WorkflowTimeoutError",
     "__version__",
+    "activate_scheduled_workflows",
+    "backfill_schedule",
     "bind_step_context",
     "bind_workflow_context",
     "cancel_workflow",
@@ -154,12 +177,16 @@ __all__ = [
     "configure_from_yaml",
     "configure_logging",
     "continue_as_new",
+    "create_schedule",
     "define_hook",
+    "delete_schedule",
     "discover_workflows",
     "get_config",
     "get_context",
     "get_logger",
     "get_runtime",
+    "get_schedule",
+    "get_scheduled_workflow",
     "get_step",
     "get_step_context",
     "get_storage",
@@ -171,13 +198,18 @@ __all__ = [
     "has_context",
     "has_step_context",
     "hook",
+    "list_scheduled_workflows",
+    "list_schedules",
     "list_steps",
     "list_workflows",
+    "pause_schedule",
     "register_runtime",
     "reset_config",
     "reset_context",
     "resume",
     "resume_hook",
+    "resume_schedule",
+    "scheduled_workflow",
     "set_context",
     "set_step_context",
     "shield",
@@ -185,5 +217,7 @@ __all__ = [
     "start",
     "start_child_workflow",
     "step",
+    "trigger_schedule",
+    "update_schedule",
     "workflow",
 ]

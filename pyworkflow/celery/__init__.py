@@ -19,6 +19,7 @@ Example:
 from pyworkflow.celery.app import celery_app, create_celery_app, get_celery_app
 from pyworkflow.celery.scheduler import PyWorkflowScheduler
 from pyworkflow.celery.tasks import (
+    execute_scheduled_workflow_task,
     execute_step_task,
     resume_workflow_task,
     schedule_workflow_resumption,
@@ -30,6 +31,7 @@ __all__ = [
     "PyWorkflowScheduler",
     "celery_app",
     "create_celery_app",
+    "execute_scheduled_workflow_task",
     "execute_step_task",
     "get_celery_app",
     "resume_workflow_task",

@@ -46,6 +46,7 @@ START_WORKFLOW = "pyworkflow.start_workflow"
 RESUME_WORKFLOW = "pyworkflow.resume_workflow"
 EXECUTE_STEP = "pyworkflow.execute_step"
 TICK = "pyworkflow.tick"
+EXECUTE_SCHEDULED = "pyworkflow.execute_scheduled_workflow"
 
 #: Task name -> where it is published (Celery's ``task_routes``).
 TASK_ROUTES: dict[str, dict[str, str]] = {
@@ -53,6 +54,7 @@ TASK_ROUTES: dict[str, dict[str, str]] = {
     RESUME_WORKFLOW: {"queue": WORKFLOWS_QUEUE, "routing_key": "workflow.workflow.resume"},
     EXECUTE_STEP: {"queue": STEPS_QUEUE, "routing_key": "workflow.step.execute"},
     TICK: {"queue": SCHEDULES_QUEUE, "routing_key": "workflow.schedule.tick"},
+    EXECUTE_SCHEDULED: {"queue": SCHEDULES_QUEUE, "routing_key": "workflow.schedule.execute"},
 }
 
 

@@ -30,7 +30,13 @@ from loguru import logger
 
 from pyworkflow.celery import loop
 from pyworkflow.celery.app import celery_app, tick_interval
-from pyworkflow.celery.queues import EXECUTE_STEP, RESUME_WORKFLOW, START_WORKFLOW, TICK
+from pyworkflow.celery.queues import (
+    EXECUTE_SCHEDULED,
+    EXECUTE_STEP,
+    RESUME_WORKFLOW,
+    START_WORKFLOW,
+    TICK,
+)
 from pyworkflow.context.base import reset_context, set_context
 from pyworkflow.context.step_worker import StepWorkerContext
 from pyworkflow.core.exceptions import WorkflowNotFoundError
@@ -44,6 +50,7 @@ from pyworkflow.runtime.activator import (
 )
 from pyworkflow.runtime.driver import RunLinks, create_run, drive, new_run_record, resume_run
 from pyworkflow.runtime.lease import new_owner
+from pyworkflow.scheduler.schedules import process_schedule
 from pyworkflow.scheduler.tick import claim_wakeups
 from pyworkflow.storage.base import CommitBatch, RunAlreadyExistsError, StorageBackend
 from pyworkflow.storage.schemas import Timer, WorkflowRun
@@ -350,8 +357,49 @@ def tick_task(storage_config: StorageConfig = None) -> int:
 
     wakeups = loop.run(body())
     for wake in wakeups:
-        _send_resume(wake.run_id, storage_config, at=wake.at)
+        if wake.is_schedule:
+            _send_schedule(wake.run_id, storage_config, wake.at)
+        else:
+            _send_resume(wake.run_id, storage_config, at=wake.at)
     return len(wakeups)
+
+
+def _send_schedule(schedule_id: str, storage_config: StorageConfig, at: datetime) -> None:
+    """Have the schedule processed when its timer is due (its claim stays ours until
+    then; if the message is lost the claim expires and a later tick sends it again)."""
+    delay = (at - datetime.now(UTC)).total_seconds()
+    try:
+        execute_scheduled_workflow_task.apply_async(
+            args=[schedule_id, at.isoformat()],
+            kwargs={"storage_config": storage_config},
+            countdown=delay if delay > 0 else None,
+        )
+    except Exception as error:
+        logger.warning("Could not send schedule {} ({}); a later tick will", schedule_id, error)
+
+
+@_task(EXECUTE_SCHEDULED, ignore_result=True)
+def execute_scheduled_workflow_task(
+    schedule_id: str, scheduled_time: str | None = None, storage_config: StorageConfig = None
+) -> list[str]:
+    """Process schedule ``schedule_id`` now: count its ended runs, fire its due slot
+    per its overlap policy, re-arm its timer. Returns the run ids started (each is
+    then started by a resume sent to the workflow workers).
+
+    Example (not run: needs a worker)::
+
+        execute_scheduled_workflow_task.delay("sched_abc123", "2026-01-01T09:00:00+00:00")
+    """
+    outbox = _Outbox()
+
+    async def body() -> list[str]:
+        storage = await loop.storage_for(storage_config)
+        return await process_schedule(storage, schedule_id, outbox.wake)
+
+    try:
+        return loop.run(body())
+    finally:
+        outbox.flush(storage_config)
 
 
 def schedule_workflow_resumption(

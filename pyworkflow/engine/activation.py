@@ -123,6 +123,8 @@ class Activation:
         # Where the run sits in a tree of child workflows (set by the runtime).
         self.nesting_depth = 0
         self.parent_run_id: str | None = None
+        # Started by a schedule (or continuing such a run): its end is reported there.
+        self.scheduled = False
         # How the runtime starts a child run created by this activation:
         # launch(child_run_id, wait) (see engine.children).
         self.launch: Callable[[str, bool], Awaitable[None]] | None = None

@@ -108,6 +108,7 @@ def owes_followups(act: Activation, outcome: Outcome) -> bool:
     return (
         isinstance(outcome, ContinuedAsNew)
         or act.parent_run_id is not None
+        or act.scheduled
         or bool(act.state.children_started)
     )
 

@@ -48,6 +48,23 @@ from pyworkflow.utils.duration import parse_duration_seconds
 FOLLOWUP_DELAY_SECONDS = float(os.environ.get("PYWORKFLOW_FOLLOWUP_DELAY_SECONDS", "30"))
 
 
+SCHEDULE_KIND = "schedule"
+
+
+def schedule_timer(schedule_id: str, at: datetime) -> Timer:
+    """The timer that has schedule ``schedule_id`` processed at ``at`` (see
+    :mod:`pyworkflow.scheduler.schedules`)."""
+    return Timer(schedule_id, SCHEDULE_KIND, "next", at)
+
+
+def schedule_of(idempotency_key: str | None) -> str | None:
+    """The schedule a run was started for: its idempotency key is
+    ``schedule:<schedule id>:<n>``."""
+    if not idempotency_key or not idempotency_key.startswith("schedule:"):
+        return None
+    return idempotency_key.split(":", 2)[1] or None
+
+
 def followup_timer(run_id: str, now: datetime | None = None) -> Timer:
     """The timer that guarantees a run's follow-ups happen."""
     moment = now or datetime.now(UTC)
@@ -186,6 +203,21 @@ async def _notify_parent(storage: StorageBackend, run: WorkflowRun) -> str | Non
     return parent_id if waiting else None
 
 
+async def _tell_schedule(storage: StorageBackend, run: WorkflowRun) -> None:
+    """A run a schedule started has ended (the whole chain, if it continued): have
+    the schedule look now (count it, start a buffered run, stop skipping)."""
+    root = run
+    if run.continued_from_run_id:
+        chain = await storage.get_workflow_chain(run.run_id)
+        root = chain[0] if chain else run
+    schedule_id = schedule_of(root.idempotency_key)
+    if schedule_id is not None and await storage.get_schedule(schedule_id) is not None:
+        now = datetime.now(UTC)
+        await storage.commit(
+            CommitBatch(run_id=schedule_id, timers_upsert=[schedule_timer(schedule_id, now)])
+        )
+
+
 async def _cancel_children(storage: StorageBackend, run: WorkflowRun) -> list[str]:
     """Ask the run's unfinished children to cancel; the waiting ones to wake."""
     wake: list[str] = []
@@ -212,6 +244,7 @@ async def run_followups(storage: StorageBackend, run: WorkflowRun) -> Followups:
         parent = await _notify_parent(storage, run)
         if parent is not None:
             result.wake.append(parent)
+        await _tell_schedule(storage, run)
     result.wake += await _cancel_children(storage, run)
     await storage.commit(
         CommitBatch(

@@ -19,6 +19,7 @@ from pyworkflow.context.runner import run_workflow_function
 from pyworkflow.core.registry import WorkflowMetadata, get_workflow
 from pyworkflow.engine.activation import Activation, EventLimits
 from pyworkflow.engine.finish import finish
+from pyworkflow.engine.followups import schedule_of
 from pyworkflow.engine.outcome import Outcome
 from pyworkflow.engine.state import RunState
 from pyworkflow.runtime.lease import LeaseKeeper
@@ -105,6 +106,7 @@ async def activate(
         act.commands = []
     act.nesting_depth = run.nesting_depth
     act.parent_run_id = run.parent_run_id
+    act.scheduled = schedule_of(run.idempotency_key) is not None or bool(run.continued_from_run_id)
     act.launch = launch
     ctx = LocalContext(run.run_id, run.workflow_name, storage, True, activation=act)
     ctx._runtime = runtime_name

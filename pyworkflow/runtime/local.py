@@ -73,7 +73,11 @@ def timer_service(storage: StorageBackend) -> TimerService:
     per_loop = _services.setdefault(loop, {})
     service = per_loop.get(id(storage))
     if service is None or service.storage is not storage:
-        service = TimerService(storage, lambda run_id: _resume_quietly(run_id, storage))
+        service = TimerService(
+            storage,
+            lambda run_id: _resume_quietly(run_id, storage),
+            schedule=lambda schedule_id: _process_schedule(schedule_id, storage),
+        )
         per_loop[id(storage)] = service
     service.start()
     return service
@@ -95,6 +99,14 @@ async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
     except Exception as error:
         # The failure is recorded on the run; a timer has nobody to raise it to.
         logger.trace("Background resume of {} ended with {}", run_id, error)
+
+
+async def _process_schedule(schedule_id: str, storage: StorageBackend) -> None:
+    # Imported here: the schedule processor builds on this runtime's activator.
+    from pyworkflow.scheduler.schedules import process_schedule
+
+    links = links_for(storage)
+    await process_schedule(storage, schedule_id, lambda run_id: links.launch(run_id, False))
 
 
 # Fire-and-forget children run as tasks of their own; keep them referenced.

@@ -30,6 +30,12 @@ class Wakeup:
     at: datetime
     kinds: list[str] = field(default_factory=list)
 
+    @property
+    def is_schedule(self) -> bool:
+        """A schedule's timer (``run_id`` is then the schedule id): process the
+        schedule rather than resume a run."""
+        return "schedule" in self.kinds
+
     def delay_seconds(self, now: datetime | None = None) -> float:
         """Seconds from ``now`` until the wake-up (0 when already due)."""
         current = now or datetime.now(UTC)

@@ -50,9 +50,12 @@ class TimerService:
         stale_check_interval: float = 10.0,
         max_concurrency: int = 32,
         batch_size: int = 100,
+        schedule: ResumeFn | None = None,
     ) -> None:
         self.storage = storage
         self.resume = resume
+        # Processes a schedule whose timer came due (None: leave schedules alone).
+        self.schedule = schedule
         self.owner = new_owner()
         self.claim_seconds = claim_seconds
         self.poll_interval = poll_interval
@@ -108,20 +111,23 @@ class TimerService:
             include_stale=stale_due,
         )
         for wake in wakeups:
-            self._spawn(wake.run_id)
+            if wake.is_schedule and self.schedule is not None:
+                self._spawn(wake.run_id, self.schedule)
+            elif not wake.is_schedule:
+                self._spawn(wake.run_id, self.resume)
         return len(wakeups)
 
-    def _spawn(self, run_id: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._fire(run_id))
+    def _spawn(self, ident: str, action: ResumeFn) -> None:
+        task = asyncio.get_running_loop().create_task(self._fire(ident, action))
         self._active.add(task)
         task.add_done_callback(self._active.discard)
 
-    async def _fire(self, run_id: str) -> None:
+    async def _fire(self, ident: str, action: ResumeFn) -> None:
         async with self._sem:
             try:
-                await self.resume(run_id)
+                await action(ident)
             except Exception as error:
-                logger.opt(exception=error).error("Resuming run {} failed: {}", run_id, error)
+                logger.opt(exception=error).error("Timer action for {} failed: {}", ident, error)
 
     async def _next_delay(self) -> float:
         due = await self.storage.next_timer_due()
