@@ -19,13 +19,12 @@ Example:
 from pyworkflow.celery.app import celery_app, create_celery_app, get_celery_app
 from pyworkflow.celery.scheduler import PyWorkflowScheduler
 from pyworkflow.celery.tasks import (
-    execute_scheduled_workflow_task,
     execute_step_task,
     resume_workflow_task,
     schedule_workflow_resumption,
     start_workflow_task,
-    tick_task,
 )
+from pyworkflow.celery.timer_tasks import execute_scheduled_workflow_task, tick_task
 
 __all__ = [
     "PyWorkflowScheduler",

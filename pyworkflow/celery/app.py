@@ -154,7 +154,7 @@ def create_celery_app(
         app_name,
         broker=resolve_broker_url(broker_url),
         backend=resolve_result_backend(result_backend),
-        include=["pyworkflow.celery.tasks"],
+        include=["pyworkflow.celery.tasks", "pyworkflow.celery.timer_tasks"],
     )
     app.conf.update(
         # JSON only: a pickle payload from the broker would run code in the worker.

@@ -29,13 +29,11 @@ from celery.signals import worker_process_shutdown, worker_shutdown
 from loguru import logger
 
 from pyworkflow.celery import loop
-from pyworkflow.celery.app import celery_app, tick_interval
+from pyworkflow.celery.app import celery_app
 from pyworkflow.celery.queues import (
-    EXECUTE_SCHEDULED,
     EXECUTE_STEP,
     RESUME_WORKFLOW,
     START_WORKFLOW,
-    TICK,
 )
 from pyworkflow.context.base import reset_context, set_context
 from pyworkflow.context.step_worker import StepWorkerContext
@@ -50,8 +48,6 @@ from pyworkflow.runtime.activator import (
 )
 from pyworkflow.runtime.driver import RunLinks, create_run, drive, new_run_record, resume_run
 from pyworkflow.runtime.lease import new_owner
-from pyworkflow.scheduler.schedules import process_schedule
-from pyworkflow.scheduler.tick import claim_wakeups
 from pyworkflow.storage.base import CommitBatch, RunAlreadyExistsError, StorageBackend
 from pyworkflow.storage.schemas import Timer, WorkflowRun
 
@@ -334,72 +330,6 @@ def execute_step_task(
     if resume:
         _send_resume(run_id, storage_config)
     return resume
-
-
-@_task(TICK, ignore_result=True)
-def tick_task(storage_config: StorageConfig = None) -> int:
-    """Claim the timers due before the next tick and send one resume per run, each to
-    arrive when its timer is due. Returns how many runs it woke.
-
-    Claims are atomic, so any number of Beat processes may send ticks: each timer is
-    returned to one of them.
-
-    Example (not run: needs storage)::
-
-        tick_task()   # what Beat sends every PYWORKFLOW_TICK_INTERVAL seconds
-    """
-    # Look a little past the next tick, so a timer due just after it is not late.
-    lookahead = tick_interval() * 1.5
-
-    async def body() -> list[Any]:
-        storage = await loop.storage_for(storage_config)
-        return await claim_wakeups(storage, f"tick:{new_owner()}", lookahead=lookahead)
-
-    wakeups = loop.run(body())
-    for wake in wakeups:
-        if wake.is_schedule:
-            _send_schedule(wake.run_id, storage_config, wake.at)
-        else:
-            _send_resume(wake.run_id, storage_config, at=wake.at)
-    return len(wakeups)
-
-
-def _send_schedule(schedule_id: str, storage_config: StorageConfig, at: datetime) -> None:
-    """Have the schedule processed when its timer is due (its claim stays ours until
-    then; if the message is lost the claim expires and a later tick sends it again)."""
-    delay = (at - datetime.now(UTC)).total_seconds()
-    try:
-        execute_scheduled_workflow_task.apply_async(
-            args=[schedule_id, at.isoformat()],
-            kwargs={"storage_config": storage_config},
-            countdown=delay if delay > 0 else None,
-        )
-    except Exception as error:
-        logger.warning("Could not send schedule {} ({}); a later tick will", schedule_id, error)
-
-
-@_task(EXECUTE_SCHEDULED, ignore_result=True)
-def execute_scheduled_workflow_task(
-    schedule_id: str, scheduled_time: str | None = None, storage_config: StorageConfig = None
-) -> list[str]:
-    """Process schedule ``schedule_id`` now: count its ended runs, fire its due slot
-    per its overlap policy, re-arm its timer. Returns the run ids started (each is
-    then started by a resume sent to the workflow workers).
-
-    Example (not run: needs a worker)::
-
-        execute_scheduled_workflow_task.delay("sched_abc123", "2026-01-01T09:00:00+00:00")
-    """
-    outbox = _Outbox()
-
-    async def body() -> list[str]:
-        storage = await loop.storage_for(storage_config)
-        return await process_schedule(storage, schedule_id, outbox.wake)
-
-    try:
-        return loop.run(body())
-    finally:
-        outbox.flush(storage_config)
 
 
 def schedule_workflow_resumption(

@@ -173,6 +173,7 @@ async def activate_scheduled_workflows(
     """
     # The schedule API sits above the core definitions.
     from pyworkflow.config import get_config
+    from pyworkflow.engine.storage_choice import ensure_connected
     from pyworkflow.primitives.schedule import create_schedule
 
     store = storage if storage is not None else get_config().storage
@@ -180,6 +181,7 @@ async def activate_scheduled_workflows(
         raise ValueError(
             "activate_scheduled_workflows needs a storage: pass storage=... or configure one"
         )
+    await ensure_connected(store)
     created: list[str] = []
     for meta in list_scheduled_workflows().values():
         schedule_id = f"{schedule_id_prefix}{meta.workflow_name}"

@@ -325,11 +325,18 @@ class Activation:
                 self._pending_upserts.pop(make_timer_id(self.run_id, "hook", hook_id), None)
 
     async def refresh(self) -> None:
-        """Fold in events other writers appended (e.g. a child's outcome)."""
+        """Fold in events other writers appended (e.g. a child's outcome).
+
+        The workflow code may not reach what it folds in (a sibling under
+        ``asyncio.gather`` can suspend the run first), so a suspension after it is
+        followed by one more activation, as for events merged late."""
         if self._lock is None:
             self._lock = asyncio.Lock()
         async with self._lock:
+            before = self.state.last_sequence
             await self._merge_new_events()
+            if self.state.last_sequence != before:
+                self.merged_late = True
 
     # ------------------------------------------------------------------ in-flight work
 

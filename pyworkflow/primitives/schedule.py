@@ -31,13 +31,12 @@ from pyworkflow.config import get_config
 from pyworkflow.core.registry import get_workflow
 from pyworkflow.engine import events as ev
 from pyworkflow.engine.storage_choice import ensure_connected
-from pyworkflow.scheduler.schedules import arm, start_backfill, trigger_now
+from pyworkflow.scheduler.schedules import arm, next_slot, start_backfill, trigger_now
 from pyworkflow.serialization.encoder import serialize_args, serialize_kwargs
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.schemas import OverlapPolicy, Schedule, ScheduleSpec, ScheduleStatus
 from pyworkflow.utils.schedule import (
     calculate_backfill_times,
-    calculate_next_run_time,
     validate_spec,
 )
 
@@ -109,8 +108,8 @@ async def create_schedule(
         overlap_policy=OverlapPolicy(overlap_policy),
         created_at=now,
         updated_at=now,
-        next_run_time=calculate_next_run_time(spec, now=now),
     )
+    schedule.next_run_time = next_slot(schedule, None, now)
     await store.create_schedule(schedule)
     await arm(store, schedule, now)
     return schedule
@@ -187,7 +186,7 @@ async def update_schedule(
     if spec is not None:
         validate_spec(spec)
         schedule.spec = spec
-        schedule.next_run_time = calculate_next_run_time(spec, now=now)
+        schedule.next_run_time = next_slot(schedule, None, now)
     if overlap_policy is not None:
         schedule.overlap_policy = OverlapPolicy(overlap_policy)
     schedule.updated_at = now
@@ -242,7 +241,7 @@ async def _set_status(
     schedule.status = status
     schedule.updated_at = now
     if status is ScheduleStatus.ACTIVE:
-        schedule.next_run_time = calculate_next_run_time(schedule.spec, now=now)
+        schedule.next_run_time = next_slot(schedule, None, now)
     await store.update_schedule(schedule)
     await arm(store, schedule, now)
     return schedule

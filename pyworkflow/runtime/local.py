@@ -83,6 +83,17 @@ def timer_service(storage: StorageBackend) -> TimerService:
     return service
 
 
+def notify_timer_service(storage: StorageBackend) -> None:
+    """If this loop runs a timer service for ``storage``, have it look again now."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    service = _services.get(loop, {}).get(id(storage))
+    if service is not None and service.storage is storage:
+        service.notify()
+
+
 def _notify(storage: StorageBackend) -> Callable[[Suspended], None]:
     """After a suspension on a timer, make the timer service look again."""
 

@@ -27,7 +27,9 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from loguru import logger
@@ -52,12 +54,16 @@ from pyworkflow.storage.schemas import (
     ScheduleStatus,
     make_timer_id,
 )
+from pyworkflow.utils.duration import parse_duration_seconds
 from pyworkflow.utils.schedule import calculate_next_run_time
 
 # While a schedule's runs are going it is looked at again after this long even if no
 # run's end re-armed it (e.g. a run ended by a process that died at once).
 RECHECK_SECONDS = 60.0
 _MAX_MISSED = 10_000
+# Slots due longer ago than this when their schedule is processed were missed (every
+# scheduler was down); later ones are only late and all fire.
+MISSED_GRACE_SECONDS = float(os.environ.get("PYWORKFLOW_SCHEDULE_GRACE_SECONDS", "5"))
 
 Launch = Callable[[str], Awaitable[None]]
 
@@ -75,10 +81,28 @@ def schedule_key(schedule_id: str, ordinal: int) -> str:
     return f"schedule:{schedule_id}:{ordinal}"
 
 
+def jitter_of(schedule: Schedule, slot: datetime) -> timedelta:
+    """How long after ``slot`` it fires: the spec's jitter, spread by a hash of the
+    schedule and the slot (stable when the timer is re-armed; never accumulating,
+    since the stored next slot itself carries no jitter)."""
+    if not schedule.spec.jitter:
+        return timedelta(0)
+    bound = int(parse_duration_seconds(schedule.spec.jitter))
+    digest = hashlib.sha256(f"{schedule.schedule_id}:{slot.isoformat()}".encode()).digest()
+    return timedelta(seconds=int.from_bytes(digest[:4], "big") % (bound + 1))
+
+
+def next_slot(schedule: Schedule, last: datetime | None, now: datetime) -> datetime | None:
+    """The schedule's next slot after ``now`` (jitter is applied when firing)."""
+    return calculate_next_run_time(replace(schedule.spec, jitter=None), last_run=last, now=now)
+
+
 async def arm(storage: StorageBackend, schedule: Schedule, now: datetime | None = None) -> None:
     """Set the schedule's timer from its state (or remove it when nothing is due)."""
     moment = now or datetime.now(UTC)
     at = schedule.next_run_time
+    if at is not None:
+        at = at + jitter_of(schedule, at)
     busy = bool(schedule.running_run_ids) or schedule.buffered_count > 0
     if busy:
         recheck = moment + timedelta(seconds=RECHECK_SECONDS)
@@ -91,6 +115,15 @@ async def arm(storage: StorageBackend, schedule: Schedule, now: datetime | None 
             run_id=schedule.schedule_id, timers_upsert=[schedule_timer(schedule.schedule_id, at)]
         )
     await storage.commit(batch)
+    _notify_local(storage)
+
+
+def _notify_local(storage: StorageBackend) -> None:
+    """A timer service of this process and storage looks again now, not at its next
+    poll (other processes see the timer at theirs)."""
+    from pyworkflow.runtime.local import notify_timer_service  # the runtime sits above
+
+    notify_timer_service(storage)
 
 
 async def process_schedule(
@@ -104,11 +137,11 @@ async def process_schedule(
         await storage.commit(CommitBatch(run_id=schedule_id, timers_delete=[timer_id]))
         return []
     started: list[str] = []
+    seen = replace(schedule, running_run_ids=list(schedule.running_run_ids))
     await _reconcile(storage, schedule)
     if schedule.status is not ScheduleStatus.ACTIVE:
         # Paused: its runs still count when they end, but nothing starts.
-        await storage.update_schedule(schedule)
-        await arm(storage, schedule, moment)
+        await _save(storage, seen, schedule, moment)
         return []
     if not schedule.running_run_ids and schedule.buffered_count > 0:
         schedule.buffered_count -= 1
@@ -116,10 +149,40 @@ async def process_schedule(
     due = schedule.next_run_time
     if due is not None and due <= moment:
         started += await _fire(storage, schedule, due, moment, launch)
-    schedule.updated_at = moment
-    await storage.update_schedule(schedule)
-    await arm(storage, schedule, moment)
+    await _save(storage, seen, schedule, moment)
     return started
+
+
+async def _save(storage: StorageBackend, seen: Schedule, done: Schedule, now: datetime) -> None:
+    """Write what processing changed onto the schedule as stored *now*: a pause,
+    delete or update made meanwhile through the API is kept (no lost update)."""
+    fresh = await storage.get_schedule(done.schedule_id)
+    if fresh is None:
+        return
+    for name in _PROCESSOR_FIELDS:
+        setattr(fresh, name, getattr(done, name))
+    changed = fresh.spec != seen.spec or fresh.status is not seen.status
+    if changed and fresh.status is ScheduleStatus.ACTIVE:
+        # Updated or resumed meanwhile: the API's own next slot stands.
+        fresh.next_run_time = next_slot(fresh, None, now)
+    if fresh.status is not ScheduleStatus.DELETED:
+        fresh.updated_at = now
+    await storage.update_schedule(fresh)
+    await arm(storage, fresh, now)
+
+
+# What processing owns; the rest (spec, status, policy, arguments) belongs to the API.
+_PROCESSOR_FIELDS = (
+    "next_run_time",
+    "last_run_at",
+    "last_run_id",
+    "running_run_ids",
+    "buffered_count",
+    "total_runs",
+    "successful_runs",
+    "failed_runs",
+    "skipped_runs",
+)
 
 
 async def _reconcile(storage: StorageBackend, schedule: Schedule) -> None:
@@ -141,17 +204,30 @@ async def _reconcile(storage: StorageBackend, schedule: Schedule) -> None:
 async def _fire(
     storage: StorageBackend, schedule: Schedule, slot: datetime, now: datetime, launch: Launch
 ) -> list[str]:
-    """Fire the due slot (the latest one, when several were missed)."""
-    spec = schedule.spec
-    missed: list[datetime] = []
-    following = calculate_next_run_time(spec, last_run=slot, now=slot)
-    while following is not None and following <= now and len(missed) < _MAX_MISSED:
-        missed.append(slot)
-        slot = following
-        following = calculate_next_run_time(spec, last_run=slot, now=slot)
-    for old in missed:
-        await _skip(storage, schedule, old, "missed while no scheduler was running")
-    schedule.next_run_time = calculate_next_run_time(spec, last_run=slot, now=now)
+    """Fire the due slots: every one due within the last ``MISSED_GRACE_SECONDS``;
+    of older ones (no scheduler was running) only the latest, the rest are skipped."""
+    due = [slot]
+    following = next_slot(schedule, slot, slot)
+    while following is not None and following <= now and len(due) < _MAX_MISSED:
+        due.append(following)
+        following = next_slot(schedule, following, following)
+    schedule.next_run_time = following
+    recent = [s for s in due if s >= now - timedelta(seconds=MISSED_GRACE_SECONDS)]
+    old = [s for s in due if s not in recent]
+    if not recent:
+        recent = [old.pop()]
+    for missed in old:
+        await _skip(storage, schedule, missed, "missed while no scheduler was running")
+    started: list[str] = []
+    for each in recent:
+        started += await _fire_one(storage, schedule, each, now, launch)
+    return started
+
+
+async def _fire_one(
+    storage: StorageBackend, schedule: Schedule, slot: datetime, now: datetime, launch: Launch
+) -> list[str]:
+    """One slot, per the overlap policy."""
     policy = schedule.overlap_policy
     if not schedule.running_run_ids or policy is OverlapPolicy.ALLOW_ALL:
         return await _start(storage, schedule, slot, launch, now)
@@ -240,11 +316,10 @@ async def trigger_now(
     schedule = await storage.get_schedule(schedule_id)
     if schedule is None:
         raise ValueError(f"Schedule '{schedule_id}' not found")
+    seen = replace(schedule, running_run_ids=list(schedule.running_run_ids))
     await _reconcile(storage, schedule)
     started = await _start(storage, schedule, moment, launch, moment)
-    schedule.updated_at = moment
-    await storage.update_schedule(schedule)
-    await arm(storage, schedule, moment)
+    await _save(storage, seen, schedule, moment)
     if not started:
         raise ValueError(
             f"Workflow '{schedule.workflow_name}' is not registered in this process; import "
