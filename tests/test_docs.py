@@ -31,6 +31,7 @@ REQUIRED_PAGES = [
     "concepts/cancellation.md",
     "concepts/child-workflows.md",
     "concepts/continue-as-new.md",
+    "concepts/schedules.md",
 ]
 
 
