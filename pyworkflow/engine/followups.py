@@ -49,6 +49,10 @@ FOLLOWUP_DELAY_SECONDS = float(os.environ.get("PYWORKFLOW_FOLLOWUP_DELAY_SECONDS
 
 
 SCHEDULE_KIND = "schedule"
+# A schedule whose next slot is closer than this is not poked when one of its runs
+# ends: schedulers may already hold a claim on that slot's timer (they claim a little
+# ahead), and processing the slot reconciles the ended run anyway.
+POKE_HORIZON_SECONDS = 5.0
 
 
 def schedule_timer(schedule_id: str, at: datetime) -> Timer:
@@ -211,11 +215,20 @@ async def _tell_schedule(storage: StorageBackend, run: WorkflowRun) -> None:
         chain = await storage.get_workflow_chain(run.run_id)
         root = chain[0] if chain else run
     schedule_id = schedule_of(root.idempotency_key)
-    if schedule_id is not None and await storage.get_schedule(schedule_id) is not None:
-        now = datetime.now(UTC)
-        await storage.commit(
-            CommitBatch(run_id=schedule_id, timers_upsert=[schedule_timer(schedule_id, now)])
+    schedule = await storage.get_schedule(schedule_id) if schedule_id is not None else None
+    if schedule is None:
+        return
+    now = datetime.now(UTC)
+    soon = now + timedelta(seconds=POKE_HORIZON_SECONDS)
+    if schedule.next_run_time is not None and schedule.next_run_time <= soon:
+        # Its next slot comes first and reconciles anyway; leave that timer (and any
+        # claim a scheduler holds on it) alone.
+        return
+    await storage.commit(
+        CommitBatch(
+            run_id=schedule.schedule_id, timers_upsert=[schedule_timer(schedule.schedule_id, now)]
         )
+    )
 
 
 async def _cancel_children(storage: StorageBackend, run: WorkflowRun) -> list[str]:

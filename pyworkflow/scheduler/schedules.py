@@ -9,15 +9,18 @@ a schedule at a time, and :func:`process_schedule` then:
 2. starts a buffered run once nothing is running (``BUFFER_ONE``/``BUFFER_ALL``);
 3. fires the slot if it is due, per the overlap policy;
 4. saves the schedule and re-arms its timer (the next slot, or sooner while runs
-   are going, as a safety net: a run's end also re-arms it at once).
+   are going, as a safety net: a run's end also re-arms it at once, unless its next
+   slot is less than 5 s away and will do).
 
 A run started for a schedule has a run id and an idempotency key derived from the
 schedule and its ``total_runs`` count, so processing the same slot twice (a
 scheduler that died after starting the run and before saving) starts nothing new.
 
-Missed slots: when every scheduler was down across several slots, the schedule
-fires **once** for the latest missed slot when one is back, and the older missed
-slots count as skipped (``skipped_runs``, a ``schedule.skipped`` event each).
+Late and missed slots: slots that came due less than ``MISSED_GRACE_SECONDS`` ago
+(``PYWORKFLOW_SCHEDULE_GRACE_SECONDS``, 5 s) all fire, in order, each through the
+overlap policy. When every scheduler was down for longer, only the latest missed slot
+fires (once) and the older ones count as skipped (``skipped_runs``, a
+``schedule.skipped`` event each).
 
 Example:
     >>> scheduled_run_id("sched_abc123def456", 0)[:14]

@@ -35,7 +35,8 @@ BEAT = ["beat", "--loglevel=info", "--scheduler", "pyworkflow.celery.scheduler:P
 FAST = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
 #: The test flows, and every example of examples/celery/durable (its __init__ imports them).
 DISCOVER = (
-    "tests.celery.flows,tests.celery.hook_flows,tests.celery.child_flows,examples.celery.durable"
+    "tests.celery.flows,tests.celery.hook_flows,tests.celery.child_flows,"
+    "tests.celery.schedule_flows,examples.celery.durable"
 )
 
 

@@ -183,6 +183,26 @@ def _continue_as_new(out: str) -> None:
     assert re.search(r"the last run's polls ran on step processes \[\d+", out)
 
 
+def _schedules(out: str) -> None:
+    assert "[1] auto_weekday_digest: active, Cron: 0 7 * * MON-FRI (Europe/Berlin)" in out
+    assert re.search(r"\[1\] trigger_schedule -> sched_auto_wee_\w+, run by the workers: 6", out)
+    assert "[1] total_runs +1, last_run_id is that run: True, next slot unchanged: True" in out
+    assert "[2] January 1-30, daily at 06:00: 30 runs, 30 completed" in out
+    assert "[2] backfilled again: the same 30 run ids, nothing new: True" in out
+    assert "[3] paused (paused) for 2s: no run meanwhile: True" in out
+    assert _number(r"\[3\] resumed \(active\): fired again within (\d+\.\d)s", out) < 2.0
+    assert "[3] deleted: status deleted, no run since: True" in out
+    assert len(re.findall(r"^\[4\] run \d: slot ", out, re.M)) == 5
+    (late,) = re.findall(r"\[4\] each run started (.*) ms after its slot", out)
+    assert all(0 <= int(ms) < 500 for ms in late.split(", ")), late  # Beat ticks every 1 s
+    assert "[4] counters: total_runs=5 successful_runs=5 failed_runs=0 skipped_runs=0" in out
+    assert "[5] 9 slots: every one a run or a skip" in out
+    skipped = re.findall(r"\[5\] slot \+\d\.\ds skipped: a previous run is still going", out)
+    assert len(skipped) >= 4, out  # 2.5 s runs, a slot every second
+    assert "[5] one schedule.skipped event per skipped slot: True" in out
+    assert "[5] runs never overlapped: True" in out
+
+
 #: Every example, with what its output must show.
 EXAMPLES: dict[str, Callable[[str], None]] = {
     "01_basic_workflow.py": _basic,
@@ -196,6 +216,7 @@ EXAMPLES: dict[str, Callable[[str], None]] = {
     "09_child_workflows.py": _children,
     "10_child_workflow_patterns.py": _child_patterns,
     "11_continue_as_new.py": _continue_as_new,
+    "12_schedules.py": _schedules,
 }
 
 

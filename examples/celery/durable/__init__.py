@@ -20,6 +20,7 @@ EXAMPLES = (
     "09_child_workflows",
     "10_child_workflow_patterns",
     "11_continue_as_new",
+    "12_schedules",
 )
 
 for _name in EXAMPLES:
