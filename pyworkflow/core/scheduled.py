@@ -120,7 +120,7 @@ def scheduled_workflow(
         raise ValueError("scheduled_workflow requires at least one of: cron, interval, or calendar")
     spec = ScheduleSpec(
         cron=cron,
-        interval=str(interval) if isinstance(interval, int) else interval,
+        interval=f"{interval}s" if isinstance(interval, int) else interval,
         calendar=calendar,
         timezone=timezone,
         start_at=start_at,

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -183,15 +184,24 @@ async def update_schedule(
     store = await _storage(storage)
     schedule = await _existing(store, schedule_id)
     now = datetime.now(UTC)
+    changes: dict[str, Any] = {"updated_at": now}
     if spec is not None:
         validate_spec(spec)
-        schedule.spec = spec
-        schedule.next_run_time = next_slot(schedule, None, now)
+        changes["spec"] = spec
+        changes["next_run_time"] = next_slot(replace(schedule, spec=spec), None, now)
     if overlap_policy is not None:
-        schedule.overlap_policy = OverlapPolicy(overlap_policy)
-    schedule.updated_at = now
-    await store.update_schedule(schedule)
-    await arm(store, schedule, now)
+        changes["overlap_policy"] = OverlapPolicy(overlap_policy)
+    return await _patch(store, schedule_id, changes, now)
+
+
+async def _patch(
+    store: StorageBackend, schedule_id: str, changes: dict[str, Any], now: datetime
+) -> Schedule:
+    """Write only the fields the API owns (atomically), so a scheduler processing the
+    schedule at the same moment loses nothing and sees the change on its next pass."""
+    await store.patch_schedule(schedule_id, changes)
+    schedule = await _existing(store, schedule_id)
+    await arm(store, schedule, now, asap=True)
     return schedule
 
 
@@ -238,13 +248,10 @@ async def _set_status(
     store = await _storage(storage)
     schedule = await _existing(store, schedule_id)
     now = datetime.now(UTC)
-    schedule.status = status
-    schedule.updated_at = now
+    changes: dict[str, Any] = {"status": status, "updated_at": now}
     if status is ScheduleStatus.ACTIVE:
-        schedule.next_run_time = next_slot(schedule, None, now)
-    await store.update_schedule(schedule)
-    await arm(store, schedule, now)
-    return schedule
+        changes["next_run_time"] = next_slot(schedule, None, now)
+    return await _patch(store, schedule_id, changes, now)
 
 
 async def delete_schedule(schedule_id: str, storage: StorageBackend | None = None) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,7 +76,7 @@ def timer_service(storage: StorageBackend) -> TimerService:
         service = TimerService(
             storage,
             lambda run_id: _resume_quietly(run_id, storage),
-            schedule=lambda schedule_id: _process_schedule(schedule_id, storage),
+            schedule=schedule_processor(storage),
         )
         per_loop[id(storage)] = service
     service.start()
@@ -110,6 +110,15 @@ async def _resume_quietly(run_id: str, storage: StorageBackend) -> None:
     except Exception as error:
         # The failure is recorded on the run; a timer has nobody to raise it to.
         logger.trace("Background resume of {} ended with {}", run_id, error)
+
+
+def schedule_processor(storage: StorageBackend) -> Callable[[str], Awaitable[None]]:
+    """What a timer service of this runtime does with a schedule's due timer."""
+
+    async def process(schedule_id: str) -> None:
+        await _process_schedule(schedule_id, storage)
+
+    return process
 
 
 async def _process_schedule(schedule_id: str, storage: StorageBackend) -> None:

@@ -57,15 +57,16 @@ class LocalScheduler:
 
     async def run(self, duration: float | None = None) -> None:
         """Fire due schedules until :meth:`stop` (or ``duration`` seconds)."""
-        from pyworkflow.runtime.local import timer_service
+        from pyworkflow.runtime.local import schedule_processor, timer_service
 
         store = await self._store()
         self._stop.clear()
         self._running = True
         loop = asyncio.get_running_loop()
         deadline = None if duration is None else loop.time() + duration
+        service = timer_service(store)
+        service.schedule = schedule_processor(store)
         try:
-            service = timer_service(store)
             while not self._stop.is_set():
                 await self._arm_missing(store)
                 service.notify()
@@ -78,6 +79,9 @@ class LocalScheduler:
                     async with asyncio.timeout(wait):
                         await self._stop.wait()
         finally:
+            # Stopped means stopped: this process fires no more slots (its timer
+            # service goes on waking sleeping runs).
+            service.schedule = None
             self._running = False
 
     async def tick_once(self) -> int:

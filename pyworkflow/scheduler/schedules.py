@@ -32,7 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from loguru import logger
@@ -78,10 +78,10 @@ def scheduled_run_id(schedule_id: str, ordinal: int) -> str:
     return f"sched_{schedule_id[:8]}_{digest}"
 
 
-def schedule_key(schedule_id: str, ordinal: int) -> str:
-    """The idempotency key of that run; it also names the schedule to tell when the
-    run ends (see :func:`schedule_of`)."""
-    return f"schedule:{schedule_id}:{ordinal}"
+def schedule_key(schedule_id: str, run_id: str) -> str:
+    """The idempotency key of a scheduled run; it also names the schedule to tell
+    when the run ends (see ``engine.followups.schedule_of``)."""
+    return f"schedule:{schedule_id}:{run_id}"
 
 
 def jitter_of(schedule: Schedule, slot: datetime) -> timedelta:
@@ -100,18 +100,29 @@ def next_slot(schedule: Schedule, last: datetime | None, now: datetime) -> datet
     return calculate_next_run_time(replace(schedule.spec, jitter=None), last_run=last, now=now)
 
 
-async def arm(storage: StorageBackend, schedule: Schedule, now: datetime | None = None) -> None:
-    """Set the schedule's timer from its state (or remove it when nothing is due)."""
+async def arm(
+    storage: StorageBackend,
+    schedule: Schedule,
+    now: datetime | None = None,
+    *,
+    asap: bool = False,
+) -> None:
+    """Set the schedule's timer from its state (or remove it when nothing is due).
+
+    ``asap``: have it processed now if runs of it are going (an API change must not
+    push back a pending look at runs that ended)."""
     moment = now or datetime.now(UTC)
-    at = schedule.next_run_time
+    active = schedule.status is ScheduleStatus.ACTIVE
+    at = schedule.next_run_time if active else None
     if at is not None:
         at = at + jitter_of(schedule, at)
-    busy = bool(schedule.running_run_ids) or schedule.buffered_count > 0
-    if busy:
-        recheck = moment + timedelta(seconds=RECHECK_SECONDS)
+    busy = bool(schedule.running_run_ids) or (active and schedule.buffered_count > 0)
+    if busy and schedule.status is not ScheduleStatus.DELETED:
+        # A paused schedule still counts its runs as they end.
+        recheck = moment if asap else moment + timedelta(seconds=RECHECK_SECONDS)
         at = recheck if at is None else min(at, recheck)
     timer_id = make_timer_id(schedule.schedule_id, SCHEDULE_KIND, "next")
-    if schedule.status is not ScheduleStatus.ACTIVE or at is None:
+    if at is None:
         batch = CommitBatch(run_id=schedule.schedule_id, timers_delete=[timer_id])
     else:
         batch = CommitBatch(
@@ -129,50 +140,49 @@ def _notify_local(storage: StorageBackend) -> None:
     notify_timer_service(storage)
 
 
+@dataclass
+class _Plan:
+    """What one processing pass decided; carried out only once it is saved."""
+
+    starts: list[tuple[str, datetime | None]] = field(default_factory=list)
+    cancels: list[str] = field(default_factory=list)
+    events: list[ev.Event] = field(default_factory=list)
+
+
 async def process_schedule(
     storage: StorageBackend, schedule_id: str, launch: Launch, now: datetime | None = None
 ) -> list[str]:
-    """Handle one schedule whose timer this process claimed; returns the runs started."""
+    """Handle one schedule whose timer this process claimed; returns the runs started.
+
+    A pass reads the schedule, decides, and saves its decisions with a conditional
+    write (``patch_schedule(..., if_updated_at=...)``); only then are runs created,
+    cancelled or launched and events recorded. If anything wrote the schedule
+    meanwhile (an API call, another scheduler), the pass starts over on fresh data.
+    """
     moment = now or datetime.now(UTC)
-    schedule = await storage.get_schedule(schedule_id)
-    if schedule is None or schedule.status is ScheduleStatus.DELETED:
-        timer_id = make_timer_id(schedule_id, SCHEDULE_KIND, "next")
-        await storage.commit(CommitBatch(run_id=schedule_id, timers_delete=[timer_id]))
-        return []
-    started: list[str] = []
-    seen = replace(schedule, running_run_ids=list(schedule.running_run_ids))
-    await _reconcile(storage, schedule)
-    if schedule.status is not ScheduleStatus.ACTIVE:
-        # Paused: its runs still count when they end, but nothing starts.
-        await _save(storage, seen, schedule, moment)
-        return []
-    if not schedule.running_run_ids and schedule.buffered_count > 0:
-        schedule.buffered_count -= 1
-        started += await _start(storage, schedule, moment, launch, moment)
-    due = schedule.next_run_time
-    if due is not None and due <= moment:
-        started += await _fire(storage, schedule, due, moment, launch)
-    await _save(storage, seen, schedule, moment)
-    return started
+    for _ in range(_MAX_PASSES):
+        schedule = await storage.get_schedule(schedule_id)
+        if schedule is None or schedule.status is ScheduleStatus.DELETED:
+            timer_id = make_timer_id(schedule_id, SCHEDULE_KIND, "next")
+            await storage.commit(CommitBatch(run_id=schedule_id, timers_delete=[timer_id]))
+            return []
+        seen_at = schedule.updated_at
+        plan = _Plan()
+        await _reconcile(storage, schedule, plan)
+        if schedule.status is ScheduleStatus.ACTIVE:
+            if not schedule.running_run_ids and schedule.buffered_count > 0:
+                schedule.buffered_count -= 1
+                _plan_start(schedule, moment, moment, plan)
+            due = schedule.next_run_time
+            if due is not None and due <= moment:
+                _fire(schedule, due, moment, plan)
+        if await _save(storage, schedule, seen_at, moment):
+            return await _carry_out(storage, schedule, plan, launch, moment)
+    logger.warning("Schedule {} kept changing under its processing; retried later", schedule_id)
+    return []
 
 
-async def _save(storage: StorageBackend, seen: Schedule, done: Schedule, now: datetime) -> None:
-    """Write what processing changed onto the schedule as stored *now*: a pause,
-    delete or update made meanwhile through the API is kept (no lost update)."""
-    fresh = await storage.get_schedule(done.schedule_id)
-    if fresh is None:
-        return
-    for name in _PROCESSOR_FIELDS:
-        setattr(fresh, name, getattr(done, name))
-    changed = fresh.spec != seen.spec or fresh.status is not seen.status
-    if changed and fresh.status is ScheduleStatus.ACTIVE:
-        # Updated or resumed meanwhile: the API's own next slot stands.
-        fresh.next_run_time = next_slot(fresh, None, now)
-    if fresh.status is not ScheduleStatus.DELETED:
-        fresh.updated_at = now
-    await storage.update_schedule(fresh)
-    await arm(storage, fresh, now)
-
+_MAX_PASSES = 5
 
 # What processing owns; the rest (spec, status, policy, arguments) belongs to the API.
 _PROCESSOR_FIELDS = (
@@ -188,11 +198,52 @@ _PROCESSOR_FIELDS = (
 )
 
 
-async def _reconcile(storage: StorageBackend, schedule: Schedule) -> None:
+async def _save(
+    storage: StorageBackend, schedule: Schedule, seen_at: datetime | None, now: datetime
+) -> bool:
+    """Write the pass's fields if nobody wrote the schedule since it was read."""
+    changes = {name: getattr(schedule, name) for name in _PROCESSOR_FIELDS}
+    changes["updated_at"] = now if seen_at is None or now > seen_at else seen_at + _TICK
+    schedule.updated_at = changes["updated_at"]
+    return await storage.patch_schedule(schedule.schedule_id, changes, if_updated_at=seen_at)
+
+
+_TICK = timedelta(microseconds=1)
+
+
+async def _carry_out(
+    storage: StorageBackend, schedule: Schedule, plan: _Plan, launch: Launch, now: datetime
+) -> list[str]:
+    """The saved pass's effects: each one idempotent, so a pass that is repeated
+    after a crash does no harm."""
+    started: list[str] = []
+    for run_id in plan.cancels:
+        await _cancel(storage, schedule, run_id, launch)
+    for run_id, slot in plan.starts:
+        created = await _create_run(storage, schedule, run_id)
+        if created and slot is not None:
+            plan.events.append(
+                ev.create_schedule_triggered_event(
+                    schedule.schedule_id, schedule.schedule_id, slot, now, run_id
+                )
+            )
+        await launch(run_id)
+        if slot is not None:
+            started.append(run_id)
+    for event in plan.events:
+        await storage.record_event(event)
+    await arm(storage, schedule, now)
+    return started
+
+
+async def _reconcile(storage: StorageBackend, schedule: Schedule, plan: _Plan) -> None:
     going: list[str] = []
     for run_id in schedule.running_run_ids:
         run = await storage.get_run(run_id)
         if run is None:
+            # Decided and saved, but the process died before creating it: do it now.
+            plan.starts.append((run_id, None))
+            going.append(run_id)
             continue
         last = await final_run(storage, run)
         if last.status not in TERMINAL_STATUSES or last.status is RunStatus.CONTINUED_AS_NEW:
@@ -204,9 +255,7 @@ async def _reconcile(storage: StorageBackend, schedule: Schedule) -> None:
     schedule.running_run_ids = going
 
 
-async def _fire(
-    storage: StorageBackend, schedule: Schedule, slot: datetime, now: datetime, launch: Launch
-) -> list[str]:
+def _fire(schedule: Schedule, slot: datetime, now: datetime, plan: _Plan) -> None:
     """Fire the due slots: every one due within the last ``MISSED_GRACE_SECONDS``;
     of older ones (no scheduler was running) only the latest, the rest are skipped."""
     due = [slot]
@@ -220,63 +269,39 @@ async def _fire(
     if not recent:
         recent = [old.pop()]
     for missed in old:
-        await _skip(storage, schedule, missed, "missed while no scheduler was running")
-    started: list[str] = []
+        _skip(schedule, missed, "missed while no scheduler was running", plan)
     for each in recent:
-        started += await _fire_one(storage, schedule, each, now, launch)
-    return started
+        _fire_one(schedule, each, now, plan)
 
 
-async def _fire_one(
-    storage: StorageBackend, schedule: Schedule, slot: datetime, now: datetime, launch: Launch
-) -> list[str]:
+def _fire_one(schedule: Schedule, slot: datetime, now: datetime, plan: _Plan) -> None:
     """One slot, per the overlap policy."""
     policy = schedule.overlap_policy
     if not schedule.running_run_ids or policy is OverlapPolicy.ALLOW_ALL:
-        return await _start(storage, schedule, slot, launch, now)
-    if policy is OverlapPolicy.CANCEL_OTHER:
-        await _cancel_running(storage, schedule, launch)
-        return await _start(storage, schedule, slot, launch, now)
-    if policy is OverlapPolicy.BUFFER_ALL or (
+        _plan_start(schedule, slot, now, plan)
+    elif policy is OverlapPolicy.CANCEL_OTHER:
+        plan.cancels += [r for r in schedule.running_run_ids if r not in plan.cancels]
+        _plan_start(schedule, slot, now, plan)
+    elif policy is OverlapPolicy.BUFFER_ALL or (
         policy is OverlapPolicy.BUFFER_ONE and schedule.buffered_count < 1
     ):
         schedule.buffered_count += 1
-        return []
-    await _skip(storage, schedule, slot, "a previous run is still going")
-    return []
+    else:
+        _skip(schedule, slot, "a previous run is still going", plan)
 
 
-async def _skip(storage: StorageBackend, schedule: Schedule, slot: datetime, why: str) -> None:
+def _skip(schedule: Schedule, slot: datetime, why: str, plan: _Plan) -> None:
     schedule.skipped_runs += 1
-    await storage.record_event(
+    plan.events.append(
         ev.create_schedule_skipped_event(
-            schedule.schedule_id,
-            schedule.schedule_id,
-            why,
-            slot,
-            schedule.overlap_policy.value,
+            schedule.schedule_id, schedule.schedule_id, why, slot, schedule.overlap_policy.value
         )
     )
 
 
-async def _cancel_running(storage: StorageBackend, schedule: Schedule, launch: Launch) -> None:
-    reason = f"Schedule {schedule.schedule_id} started a newer run (cancel_other)"
-    for run_id in list(schedule.running_run_ids):
-        try:
-            run = await request_cancellation(storage, run_id, reason)
-        except Exception as error:
-            logger.warning("Could not cancel run {} of {}: {}", run_id, schedule.schedule_id, error)
-            continue
-        if run is not None and run.status is not RunStatus.RUNNING:
-            await launch(run_id)  # a waiting run handles the request when woken
-
-
-async def _start(
-    storage: StorageBackend, schedule: Schedule, slot: datetime, launch: Launch, now: datetime
-) -> list[str]:
-    """Create the schedule's next run (PENDING, with a resume guard) and launch it."""
-    meta = get_workflow(schedule.workflow_name)
-    if meta is None:
+def _plan_start(schedule: Schedule, slot: datetime, now: datetime, plan: _Plan) -> bool:
+    """Count the schedule's next run (created once the pass is saved)."""
+    if get_workflow(schedule.workflow_name) is None:
         schedule.failed_runs += 1
         logger.error(
             "Schedule {}: workflow '{}' is not registered in this process; import its "
@@ -284,30 +309,44 @@ async def _start(
             schedule.schedule_id,
             schedule.workflow_name,
         )
-        return []
-    ordinal = schedule.total_runs
-    run_id = scheduled_run_id(schedule.schedule_id, ordinal)
+        return False
+    run_id = scheduled_run_id(schedule.schedule_id, schedule.total_runs)
+    schedule.total_runs += 1
+    schedule.last_run_at = now
+    schedule.last_run_id = run_id
+    schedule.running_run_ids.append(run_id)
+    plan.starts.append((run_id, slot))
+    return True
+
+
+async def _create_run(storage: StorageBackend, schedule: Schedule, run_id: str) -> bool:
+    """Create a decided run (PENDING, with a resume guard); False if it existed."""
+    meta = get_workflow(schedule.workflow_name)
+    if meta is None:
+        return False
     run = new_pending_run(
         run_id, meta.name, schedule.args, schedule.kwargs, max_duration_text(meta)
     )
-    run.idempotency_key = schedule_key(schedule.schedule_id, ordinal)
+    run.idempotency_key = schedule_key(schedule.schedule_id, run_id)
     run.recover_on_worker_loss, run.max_recovery_attempts = recovery_settings(meta)
     try:
         await create_pending_run(storage, run)
     except (RunAlreadyExistsError, ValueError):
         if await storage.get_run(run_id) is None:
             raise
-    schedule.total_runs += 1
-    schedule.last_run_at = now
-    schedule.last_run_id = run_id
-    schedule.running_run_ids.append(run_id)
-    await storage.record_event(
-        ev.create_schedule_triggered_event(
-            schedule.schedule_id, schedule.schedule_id, slot, now, run_id
-        )
-    )
-    await launch(run_id)
-    return [run_id]
+        return False
+    return True
+
+
+async def _cancel(storage: StorageBackend, schedule: Schedule, run_id: str, launch: Launch) -> None:
+    reason = f"Schedule {schedule.schedule_id} started a newer run (cancel_other)"
+    try:
+        run = await request_cancellation(storage, run_id, reason)
+    except Exception as error:
+        logger.warning("Could not cancel run {} of {}: {}", run_id, schedule.schedule_id, error)
+        return
+    if run is not None and run.status is not RunStatus.RUNNING:
+        await launch(run_id)  # a waiting run handles the request when woken
 
 
 async def trigger_now(
@@ -316,19 +355,22 @@ async def trigger_now(
     """Start a run of the schedule at once, outside its slots (no overlap policy,
     next slot unchanged); it counts like the others. Returns its run id."""
     moment = now or datetime.now(UTC)
-    schedule = await storage.get_schedule(schedule_id)
-    if schedule is None:
-        raise ValueError(f"Schedule '{schedule_id}' not found")
-    seen = replace(schedule, running_run_ids=list(schedule.running_run_ids))
-    await _reconcile(storage, schedule)
-    started = await _start(storage, schedule, moment, launch, moment)
-    await _save(storage, seen, schedule, moment)
-    if not started:
-        raise ValueError(
-            f"Workflow '{schedule.workflow_name}' is not registered in this process; import "
-            "its module before triggering its schedule"
-        )
-    return started[0]
+    for _ in range(_MAX_PASSES):
+        schedule = await storage.get_schedule(schedule_id)
+        if schedule is None:
+            raise ValueError(f"Schedule '{schedule_id}' not found")
+        seen_at = schedule.updated_at
+        plan = _Plan()
+        await _reconcile(storage, schedule, plan)
+        if not _plan_start(schedule, moment, moment, plan):
+            raise ValueError(
+                f"Workflow '{schedule.workflow_name}' is not registered in this process; "
+                "import its module before triggering its schedule"
+            )
+        if await _save(storage, schedule, seen_at, moment):
+            await _carry_out(storage, schedule, plan, launch, moment)
+            return plan.starts[-1][0]
+    raise RuntimeError(f"Schedule {schedule_id} kept changing; try again")
 
 
 async def start_backfill(

@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from pyworkflow.engine.events import Event
 from pyworkflow.storage.schemas import (
@@ -34,6 +35,9 @@ from pyworkflow.storage.schemas import (
     Timer,
     WorkflowRun,
 )
+
+ANY_TIME: Any = object()
+"""``patch_schedule``'s default for ``if_updated_at``: write whatever is stored."""
 
 
 class StorageError(Exception):
@@ -427,6 +431,30 @@ class StorageBackend(ABC):
     @abstractmethod
     async def update_schedule(self, schedule: Schedule) -> None:
         """Replace the whole schedule; a missing one raises ``ValueError``."""
+
+    async def patch_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        if_updated_at: datetime | object | None = ANY_TIME,
+    ) -> bool:
+        """Set only the fields in ``changes``, atomically; with ``if_updated_at``, only
+        if the stored ``updated_at`` still equals it (False otherwise: someone else
+        wrote the schedule since it was read). A missing schedule raises ``ValueError``.
+
+        The default reads and writes the whole schedule (not atomic); the bundled
+        backends override it with one atomic write.
+        """
+        current = await self.get_schedule(schedule_id)
+        if current is None:
+            raise ValueError(f"Schedule {schedule_id} not found")
+        if if_updated_at is not ANY_TIME and current.updated_at != if_updated_at:
+            return False
+        for name, value in changes.items():
+            setattr(current, name, value)
+        await self.update_schedule(current)
+        return True
 
     @abstractmethod
     async def delete_schedule(self, schedule_id: str) -> None:

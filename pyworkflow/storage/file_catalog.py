@@ -16,10 +16,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pyworkflow.storage import file_rules as rules
-from pyworkflow.storage.base import CommitBatch, HookUpdate
+from pyworkflow.storage.base import ANY_TIME, CommitBatch, HookUpdate
 from pyworkflow.storage.file_tables import (
     FLAGS,
     HOOKS,
@@ -187,6 +187,26 @@ class CatalogMethods(TxnRunner):
             t.put(SCHEDULES, schedule)
 
         await self._write(replace, shared=True)
+
+    async def patch_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        if_updated_at: datetime | object | None = ANY_TIME,
+    ) -> bool:
+        """Set some fields atomically (see ``StorageBackend.patch_schedule``)."""
+
+        def patch(t: Txn) -> bool:
+            schedule = _schedule(t, schedule_id)
+            if if_updated_at is not ANY_TIME and schedule.updated_at != if_updated_at:
+                return False
+            for name, value in changes.items():
+                setattr(schedule, name, value)
+            t.put(SCHEDULES, schedule)
+            return True
+
+        return await self._write(patch, shared=True)
 
     async def delete_schedule(self, schedule_id: str) -> None:
         """Soft delete (status DELETED); a missing one raises ``ValueError``."""

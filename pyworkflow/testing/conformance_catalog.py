@@ -258,3 +258,32 @@ class CatalogConformance:
             await storage.add_running_run("missing", "run_1")
         with pytest.raises(ValueError):
             await storage.remove_running_run("missing", "run_1")
+
+    async def test_patch_schedule(self, storage: StorageBackend) -> None:
+        stamp = T0 + timedelta(seconds=1)
+        await storage.create_schedule(make_schedule("p", updated_at=stamp))
+        changes: dict[str, Any] = {
+            "status": ScheduleStatus.PAUSED,
+            "running_run_ids": ["run_a"],
+            "total_runs": 4,
+            "next_run_time": T0 + timedelta(hours=1),
+            "updated_at": stamp + timedelta(seconds=1),
+        }
+        assert await storage.patch_schedule("p", changes, if_updated_at=stamp)
+        stored = await storage.get_schedule("p")
+        assert stored is not None
+        assert (stored.status, stored.running_run_ids, stored.total_runs) == (
+            ScheduleStatus.PAUSED,
+            ["run_a"],
+            4,
+        )
+        assert stored.next_run_time == T0 + timedelta(hours=1)
+        assert stored.workflow_name == "wf" and stored.skipped_runs == 0  # untouched
+        # Someone wrote since ``stamp``: the conditional patch changes nothing.
+        assert not await storage.patch_schedule("p", {"total_runs": 9}, if_updated_at=stamp)
+        assert not await storage.patch_schedule("p", {"total_runs": 9}, if_updated_at=None)
+        again = await storage.get_schedule("p")
+        assert again is not None and again.total_runs == 4
+        assert await storage.patch_schedule("p", {"skipped_runs": 2})
+        with pytest.raises(ValueError):
+            await storage.patch_schedule("missing", {"total_runs": 1})

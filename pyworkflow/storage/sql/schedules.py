@@ -11,7 +11,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from pyworkflow.storage.schemas import Schedule, ScheduleStatus
+from pyworkflow.storage.base import ANY_TIME
+from pyworkflow.storage.schemas import Schedule, ScheduleSpec, ScheduleStatus
 from pyworkflow.storage.sql.codec import row_to_schedule, schedule_to_row
 from pyworkflow.storage.sql.core import SQLCore, placeholders, utcnow
 from pyworkflow.storage.sql.schema import SCHEDULE_COLUMNS
@@ -50,6 +51,35 @@ class SchedulesMixin(SQLCore):
         row = schedule_to_row(self._dialect, schedule)
         if await self._write_one(_UPDATE_SCHEDULE, [*row[1:], row[0]]) == 0:
             raise _missing(schedule.schedule_id)
+
+    async def patch_schedule(
+        self,
+        schedule_id: str,
+        changes: dict[str, Any],
+        *,
+        if_updated_at: datetime | object | None = ANY_TIME,
+    ) -> bool:
+        """Set some columns in one UPDATE (see ``StorageBackend.patch_schedule``)."""
+        # Encode through a scratch schedule so each value gets its column's codec.
+        scratch = Schedule(schedule_id, "", ScheduleSpec())
+        for name, value in changes.items():
+            setattr(scratch, name, value)
+        row = schedule_to_row(self._dialect, scratch)
+        columns = [c for c in SCHEDULE_COLUMNS if c in changes]
+        values = [row[SCHEDULE_COLUMNS.index(c)] for c in columns]
+        sql = f"UPDATE schedules SET {', '.join(f'{c} = ?' for c in columns)} WHERE schedule_id = ?"
+        params: list[Any] = [*values, schedule_id]
+        if if_updated_at is not ANY_TIME:
+            if if_updated_at is None:
+                sql += " AND updated_at IS NULL"
+            else:
+                sql += " AND updated_at = ?"
+                params.append(self._dt(if_updated_at))  # type: ignore[arg-type]
+        if await self._write_one(sql, params) == 1:
+            return True
+        if await self.get_schedule(schedule_id) is None:
+            raise _missing(schedule_id)
+        return False
 
     async def delete_schedule(self, schedule_id: str) -> None:
         changed = await self._write_one(
