@@ -191,10 +191,7 @@ class LocalContext(WorkflowContext):
         """Raise ``CancellationError`` when cancelled and not shielded."""
         if self._state.cancellation_requested and not self._cancellation_blocked:
             reason = self._state.cancellation_reason
-            raise CancellationError(
-                message=f"Workflow was cancelled: {reason or 'no reason provided'}",
-                reason=reason,
-            )
+            raise CancellationError.requested(reason)
 
     # ------------------------------------------------------------------ legacy views
 

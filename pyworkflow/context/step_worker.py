@@ -88,7 +88,4 @@ class StepWorkerContext(WorkflowContext):
         """Raise ``CancellationError`` when the run was cancelled (and not shielded)."""
         if self._requested and not self._cancellation_blocked:
             reason = self._reason
-            raise CancellationError(
-                message=f"Workflow was cancelled: {reason or 'no reason provided'}",
-                reason=reason,
-            )
+            raise CancellationError.requested(reason)

@@ -98,6 +98,18 @@ class CancellationError(WorkflowError):
         self.message = message
         self.reason = reason
 
+    @classmethod
+    def requested(cls, reason: str | None) -> CancellationError:
+        """The error a cancelled run's next durable call (or check) raises.
+
+        Example:
+            >>> str(CancellationError.requested("user asked"))
+            'Workflow was cancelled: user asked'
+        """
+        return cls(
+            message=f"Workflow was cancelled: {reason or 'no reason provided'}", reason=reason
+        )
+
 
 class RetryableError(WorkflowError):
     """A failure worth retrying, optionally after a given delay.

@@ -185,10 +185,7 @@ class Activation:
         """
         if self.state.cancellation_requested and not self.cancellation_blocked:
             reason = self.state.cancellation_reason
-            raise CancellationError(
-                message=f"Workflow was cancelled: {reason or 'no reason provided'}",
-                reason=reason,
-            )
+            raise CancellationError.requested(reason)
 
     def note_cancellation(self, reason: str | None) -> None:
         """A running step saw a cancellation request (its event is folded in at the
