@@ -63,10 +63,17 @@ def schedule_timer(schedule_id: str, at: datetime) -> Timer:
 
 def schedule_of(idempotency_key: str | None) -> str | None:
     """The schedule a run was started for: its idempotency key is
-    ``schedule:<schedule id>:<n>``."""
+    ``schedule:<schedule id>:<run id>``.
+
+    Example:
+        >>> schedule_of("schedule:nightly:report:sched_nightly__1a2b3c4d")
+        'nightly:report'
+    """
     if not idempotency_key or not idempotency_key.startswith("schedule:"):
         return None
-    return idempotency_key.split(":", 2)[1] or None
+    # ``schedule:<schedule id>:<run id>``: run ids have no colon, schedule ids may.
+    head, sep, _ = idempotency_key[len("schedule:") :].rpartition(":")
+    return head if sep and head else None
 
 
 def followup_timer(run_id: str, now: datetime | None = None) -> Timer:
