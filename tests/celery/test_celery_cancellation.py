@@ -138,7 +138,7 @@ async def test_sleeping_run_is_cancelled_at_once_and_compensates(client: Storage
     assert await cancel_workflow(run_id, reason="plans changed", wait=True, timeout=10)
     took = time.monotonic() - began
     print(f"\nsleep('1h') cancelled: CANCELLED {took:.2f}s after cancel_workflow")
-    assert took < 2.5
+    assert took < 5.0
     await _check_cancelled(store, run_id)
     assert len(runs_of("reserve", tag)) == 1 and len(runs_of("release", tag)) == 1
 

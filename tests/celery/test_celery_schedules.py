@@ -204,7 +204,8 @@ async def test_interval_schedule_fires_each_slot_on_time(
     late = [(w[0] - slot).total_seconds() for slot, w in zip(slots, windows, strict=True)]
     shown = ", ".join(f"{x * 1000:.0f}" for x in late)
     print(f"\ninterval {seconds}s x 5: each run started {shown} ms after its slot")
-    assert all(0 <= x < 0.5 for x in late), late
+    # A slot must fire before the next tick would have (generous for a slow machine).
+    assert all(0 <= x < 1.5 for x in late), late
 
 
 # ------------------------------------------------------------------ overlap policies
@@ -303,7 +304,7 @@ async def test_cancel_other_and_allow_all(client: StorageBackend) -> None:
             for event, (_, end, _), newer in zip(fired, windows, fired[1:], strict=False):
                 # (How late slots fire is test_interval_schedule_fires_each_slot_on_time's.)
                 fired_at = _at(newer["actual_time"])
-                assert 0 <= (end - fired_at).total_seconds() < 0.5, (end, newer)
+                assert 0 <= (end - fired_at).total_seconds() < 1.5, (end, newer)
                 ended = await _event(client, event["workflow_run_id"], "workflow.cancelled")
                 assert "(cancel_other)" in ended.data["reason"], ended.data
             assert (schedule.successful_runs, schedule.failed_runs) == (1, 0)

@@ -261,7 +261,8 @@ async def test_step_polling_cancellation_stops_within_the_poll_interval(
     t0 = time.monotonic()
     assert await cancel_workflow(run.run_id, storage=store) is True
     await task
-    assert time.monotonic() - t0 < 1.0
+    # Poll every PYWORKFLOW_CANCEL_POLL_SECONDS (patched small here): generous for slow CI.
+    assert time.monotonic() - t0 < 3.0
     assert len(ticks) < 2000
     stopped_at = len(ticks)
     await assert_cancelled(store, run.run_id)
