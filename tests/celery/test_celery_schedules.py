@@ -411,10 +411,11 @@ async def test_slots_missed_while_beat_is_down(cluster: Cluster, client: Storage
     overlapped = sorted(
         _slot_index(slots, e["scheduled_time"]) for e in skipped if e["reason"] == OVERLAP
     )
-    assert all(caught < i and slots[i] < back for i in overlapped), (overlapped, caught)
-    # Then every later slot fired on its own.
+    # Slots after the catch-up either fired or were skipped because a run was still
+    # going (which ones depends on how long the catch-up run took): each exactly once.
+    assert all(caught < i for i in overlapped), (overlapped, caught)
     after = [_slot_index(slots, e["scheduled_time"]) for e in late[1:]]
-    assert after == list(range(caught + len(overlapped) + 1, 10)), (after, overlapped)
+    assert sorted(after + overlapped) == list(range(caught + 1, 10)), (after, overlapped)
     print(
         f"\nBeat down {(back - slots[1]).total_seconds():.1f}s: slots {missed} missed, "
         f"{caught} caught up, {overlapped} skipped (SKIP)"
