@@ -75,5 +75,13 @@ class Runtime(ABC):
         child_id: str,
         wait_for_completion: bool,
     ) -> None:
-        """Start a child run (child workflows are not part of this version yet)."""
-        raise NotImplementedError(f"The {self.name} runtime does not run child workflows yet")
+        """Upstream's hook for starting a child run; unused here.
+
+        Children are started by the engine (``pyworkflow.start_child_workflow`` inside a
+        workflow), which records the start in the parent's log before the child run
+        exists, so that a crash in between cannot lose or duplicate the child.
+        """
+        raise NotImplementedError(
+            "Start child workflows with pyworkflow.start_child_workflow() inside a workflow; "
+            f"the {self.name} runtime does not start them on its own"
+        )
