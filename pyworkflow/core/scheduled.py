@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from pyworkflow.core.workflow import workflow
 from pyworkflow.storage.schemas import CalendarSpec, OverlapPolicy, ScheduleSpec
+from pyworkflow.utils.schedule import validate_spec
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,8 +129,6 @@ def scheduled_workflow(
         jitter=jitter,
     )
     # A spec that can never fire fails at import, not at activation.
-    from pyworkflow.utils.schedule import validate_spec
-
     validate_spec(spec)
     policy = OverlapPolicy(overlap_policy)
 
