@@ -45,7 +45,11 @@ class FriendlyGroup(click.Group):
             sys.exit(1)
 
 
-@click.group(cls=FriendlyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    name="pyworkflow",
+    cls=FriendlyGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="pyworkflow")
 @click.option(
     "--module",

@@ -111,8 +111,10 @@ def list_table(
         out.print(empty)
         return
     table = Table(title=title, header_style="bold")
-    for _, heading in columns:
-        table.add_column(heading, overflow="fold")
+    for key, heading in columns:
+        # Ids and tokens are copied into other commands: never break them across lines.
+        whole = key.endswith("_id") or key == "token"
+        table.add_column(heading, overflow="fold", no_wrap=whole)
     for row in rows:
         table.add_row(*(_cell(key, row.get(key)) for key, _ in columns))
     out.print(table)

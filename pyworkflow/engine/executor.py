@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,7 +83,8 @@ async def start(
     """Start a run of ``workflow_func`` and return its run id (never the result).
 
     On the local runtime the run executes right away, until it completes, suspends
-    (sleep, retry delay) or fails; a failure is re-raised. With an
+    (sleep, retry delay) or fails; a failure is re-raised, carrying the run id as its
+    ``run_id`` attribute (unless it has one already). With an
     ``idempotency_key``, a finished run with that key returns its id again and a
     running one raises ``WorkflowAlreadyRunningError``.
 
@@ -140,12 +142,16 @@ async def start(
             durable,
             idempotency_key=idempotency_key,
         )
-    except Exception:
+    except Exception as error:
         if durable and store is not None and idempotency_key is not None:
             # Another start with the same key may have won the race to create the run.
             existing = await _existing_for_key(store, idempotency_key)
             if existing is not None and existing != run_id:
                 return existing
+        if durable and not hasattr(error, "run_id"):
+            # The caller gets no return value, so the error says which run failed.
+            with contextlib.suppress(AttributeError, TypeError):
+                error.run_id = run_id  # type: ignore[attr-defined]
         raise
 
 

@@ -274,3 +274,17 @@ async def test_corrupt_sqlite_file_is_a_clear_error_and_left_alone(tmp_path: Pat
         await start(never_runs, durable=True, storage=SQLiteStorageBackend(str(db)))
     assert "backup" in str(info.value)
     assert db.read_bytes() == garbage
+
+
+async def test_failed_start_names_its_run(store: StorageBackend) -> None:
+    """start() returns no id when the run fails at once; the re-raised error carries it."""
+
+    @workflow(name="fails_at_once")
+    async def fails_at_once() -> None:
+        raise KeyError("missing")
+
+    with pytest.raises(KeyError) as caught:
+        await start(fails_at_once, durable=True, storage=store)
+    run_id = caught.value.run_id  # type: ignore[attr-defined]
+    run = await store.get_run(run_id)
+    assert run is not None and run.status.value == "failed"
