@@ -14,7 +14,7 @@ from typing import Any
 
 from bench import envs, report, targets
 from bench.plan import PLANS, Plan
-from bench.suites import Context, Engine, Row, w1, w3, w5
+from bench.suites import Context, Engine, Row, w1, w3, w4, w5
 
 RESULTS = envs.ROOT / "bench" / "results"
 
@@ -23,8 +23,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller sizes, 0.1.10 only (~3 min)")
-    mode.add_argument("--smoke", action="store_true", help="tiny: ours only, W1 and W3 (~10 s)")
-    p.add_argument("--only", help="comma-separated workloads, e.g. W1,W3")
+    mode.add_argument("--smoke", action="store_true", help="tiny: ours only, W1, W3, W4 (~20 s)")
+    p.add_argument("--only", help="comma-separated workloads, e.g. W1,W3 (W4: Celery)")
     p.add_argument("--reps", type=int, help="repetitions (default: 3 full, 2 quick)")
     p.add_argument("--w3-budget", type=float, help="skip W3 runs predicted to take longer (s)")
     p.add_argument("--out", type=Path, default=RESULTS, help="where the JSON goes")
@@ -66,6 +66,8 @@ def run_suites(ctx: Context) -> dict[str, Any]:
             done["W2"] = _w2(ctx)
         elif workload == "W3":
             done["W3"] = w3.run(ctx)
+        elif workload == "W4":
+            done["W4"] = w4.run(ctx)
         elif workload == "W5":
             done["W5"] = w5.run(ctx)
     return done
@@ -91,6 +93,8 @@ def table_rows(workloads: dict[str, Any]) -> list[Row]:
             rows += w1.rows(name, workloads[name])
     if "W3" in workloads:
         rows += w3.rows(workloads["W3"])
+    if workloads.get("W4"):
+        rows += w4.rows(workloads["W4"])
     if "W5" in workloads:
         rows += w5.rows(workloads["W5"])
     return rows

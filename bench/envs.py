@@ -71,7 +71,12 @@ def ensure_venv(name: str, requirements: list[str]) -> Path:
 
 
 def upstream_python(version: str) -> Path:
-    return ensure_venv(f"upstream-{version}", [f"{PACKAGE}[sqlite,postgres]=={version}"])
+    # redis: the client of W4's broker (upstream's Celery runtime needs the extra), and
+    # packaging, which kombu's Redis transport imports but neither of them requires (a
+    # venv made with pip usually has it; these are made without).
+    return ensure_venv(
+        f"upstream-{version}", [f"{PACKAGE}[sqlite,postgres,redis]=={version}", "packaging"]
+    )
 
 
 def tools_python() -> Path:

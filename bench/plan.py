@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-WORKLOADS = ("W1", "W2", "W3", "W5")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5")
 
 
 @dataclass(frozen=True)
@@ -29,6 +29,18 @@ class Plan:
     #: Upstream's W5 is slow to set up (a few ms per run); its per-run figures
     #: (bytes, KiB of RSS, resumes/s) are measured on fewer runs.
     w5_upstream_runs: int = 1_000
+    #: W4 (Celery): RUNS runs of STEPS steps started at once, with one step worker then
+    #: two; then SLEEPERS runs of ``sleep(W4_SLEEP)`` for the timers' lateness.
+    w4_runs: int = 100
+    w4_steps: int = 5
+    w4_warmup: int = 4
+    w4_sleepers: int = 20
+    w4_sleep: str = "2s"
+    #: Beat's tick (``PYWORKFLOW_TICK_INTERVAL``): ours' default.
+    w4_tick_s: float = 1.0
+    #: A client phase that has not seen every run end by then fails (upstream's runs
+    #: are given as long as ours; a failure is reported and that engine not retried).
+    w4_timeout_s: float = 120.0
     postgres: bool = True
     profile: bool = True
     #: Repetitions of the profile's breakdown (bare commits and storage variants).
@@ -59,12 +71,18 @@ PLANS = {
     "smoke": Plan(
         mode="smoke",
         reps=1,
-        workloads=("W1", "W3"),
+        workloads=("W1", "W3", "W4"),
         upstream=(),
         w1_runs=5,
         w1_steps=3,
         w3_ks=(20,),
         w3_budget_s=30.0,
+        w4_runs=5,
+        w4_steps=3,
+        w4_warmup=1,
+        w4_sleepers=2,
+        w4_sleep="1s",
+        w4_timeout_s=20.0,
         postgres=False,
         profile=False,
         plots=False,

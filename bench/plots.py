@@ -126,6 +126,56 @@ def plot_w5(plt: Any, data: dict[str, Any], out: Path) -> Path:
     return save(fig, out / "w5.png")
 
 
+def grouped(ax: Any, names: list[str], groups: dict[str, list[list[float]]], title: str) -> None:
+    """Bars per side (x) and group (one colour each): the median, whiskers min-max.
+
+    ``groups`` maps a group's legend label to one list of values per name."""
+    width = 0.8 / max(1, len(groups))
+    shades = ["#1f77b4", "#aec7e8", "#ff7f0e", "#ffbb78"]
+    for g, (label, per_name) in enumerate(groups.items()):
+        xs = [i + (g - (len(groups) - 1) / 2) * width for i in range(len(names))]
+        meds = [statistics.median(v) if v else 0.0 for v in per_name]
+        low = [m - min(v) if v else 0.0 for m, v in zip(meds, per_name, strict=True)]
+        high = [max(v) - m if v else 0.0 for m, v in zip(meds, per_name, strict=True)]
+        ax.bar(xs, meds, width, yerr=[low, high], capsize=3, label=label, color=shades[g % 4])
+    ax.axhline(0, color="black", linewidth=0.5)
+    ax.set_xticks(list(range(len(names))), names, fontsize=8, rotation=15)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+
+
+def plot_w4(plt: Any, data: dict[str, Any], out: Path) -> Path:
+    samples = {n: s for n, s in data["samples"].items() if s}
+    names = list(samples)
+    configs = {"one": "1 worker", "two": "2 workers"}
+
+    def values(config: str, metric: str, among: list[str]) -> list[list[float]]:
+        return [[s[config][metric] for s in samples[n] if config in s] for n in among]
+
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    panels = [("runs_per_s", "runs/s"), ("p50_ms", "latency p50 (ms)"), ("p95_ms", "p95 (ms)")]
+    for ax, (metric, title) in zip(axes, panels, strict=False):
+        groups = {label: values(c, metric, names) for c, label in configs.items()}
+        grouped(ax, names, groups, f"{data['runs']} runs x {data['steps']} steps: {title}")
+    sleepers = [n for n in names if "sleep" in samples[n][0]]
+    late = {
+        label: values("sleep", metric, sleepers)
+        for metric, label in [
+            ("late_p50_ms", "p50"),
+            ("late_p95_ms", "p95"),
+            ("late_max_ms", "max"),
+        ]
+    }
+    title = f"{data['sleepers']} x sleep({data['sleep']}): lateness (ms)"
+    grouped(axes[3], sleepers, late, title)
+    fig.suptitle(
+        f"W4 — Celery, same Redis; step workers (floor: workers) of one process; "
+        f"Beat tick {data['tick_s']:g} s; bars: median, whiskers: min-max",
+        fontsize=10,
+    )
+    return save(fig, out / "w4.png")
+
+
 def save(fig: Any, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -145,6 +195,8 @@ def main(results_path: str, out_dir: str) -> None:
     made = [plot_w12(plt, n, workloads[n], out) for n in ("W1", "W2") if n in workloads]
     if "W3" in workloads:
         made.append(plot_w3(plt, workloads["W3"], out))
+    if workloads.get("W4"):
+        made.append(plot_w4(plt, workloads["W4"], out))
     if "W5" in workloads:
         made.append(plot_w5(plt, workloads["W5"], out))
     print("\n".join(str(p) for p in made))

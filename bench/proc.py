@@ -14,7 +14,8 @@ from typing import Any
 from bench.envs import ROOT, log
 
 WORKLOADS = ROOT / "bench" / "workloads"
-_PATHS = ("--store", "--ids", "--profile")
+#: Options whose values (paths, DSNs, broker URLs) are left out of the log lines.
+_PATHS = ("--store", "--ids", "--profile", "--broker", "--backend")
 
 
 class WorkloadFailed(RuntimeError):

@@ -39,12 +39,12 @@ def _ratio(row: Row) -> str:
 
 def cells(row: Row) -> list[str]:
     s = row.stats
-    if row.metric == "skipped":
+    if row.metric in ("skipped", "failed"):
         return [
             row.workload,
             row.case,
             row.engine,
-            "skipped",
+            row.metric,
             "",
             "",
             "0",

@@ -28,3 +28,12 @@ def ratios(numerators: list[float], denominators: list[float]) -> list[float]:
 def pick(samples: list[dict[str, Any]], key: str) -> list[float]:
     """One metric from a list of result dicts."""
     return [float(s[key]) for s in samples if key in s]
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest value that ``fraction`` of the values do not exceed
+    (NaN when there are none). ``percentile(v, 0.95)`` of 20 values is the 19th."""
+    ordered = sorted(v for v in values if isinstance(v, int | float) and math.isfinite(v))
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]

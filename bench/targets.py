@@ -6,7 +6,7 @@ from typing import Any
 
 from bench.report import number
 from bench.stats import pick, ratios, summary
-from bench.suites import w3
+from bench.suites import w3, w4
 
 REFERENCE = "upstream-0.1.10"
 
@@ -75,6 +75,25 @@ def _w5(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+def _w4(results: dict[str, Any]) -> list[dict[str, Any]]:
+    data = results["workloads"].get("W4")
+    if not data:
+        return []
+    samples = data["samples"]
+    out = []
+    for config, workers in w4.CONFIGS.items():
+        ours = [s[config] for s in samples.get("ours", [])]
+        floor = [s[config] for s in samples.get(w4.FLOOR, [])]
+        share = summary(ratios(pick(ours, "runs_per_s"), pick(floor, "runs_per_s")))["median"]
+        name = f"W4: ≥ 50 % of raw Celery chain throughput ({w4.workers_text(workers)})"
+        out.append(_check(name, share * 100, 50.0, " %", higher=True))
+    late = summary(pick([s["sleep"] for s in samples.get("ours", [])], "late_p95_ms"))["median"]
+    check = _check("W4: sleep lateness p95 ≤ 1 s", late, 1000.0, " ms", higher=False)
+    tick = f"Beat tick every {data['tick_s']:g} s"
+    check["note"] = f"{check['note']}; {tick}" if check.get("note") else tick
+    return [*out, check]
+
+
 def _check(target: str, value: Any, bound: float, unit: str, *, higher: bool) -> dict[str, Any]:
     if value is None or value != value:  # missing or NaN
         return {"target": target, "measured": "-", "met": None}
@@ -88,4 +107,4 @@ def _check(target: str, value: Any, bound: float, unit: str, *, higher: bool) ->
 
 
 def evaluate(results: dict[str, Any]) -> list[dict[str, Any]]:
-    return _w1(results) + _w3(results) + _w5(results)
+    return _w1(results) + _w3(results) + _w4(results) + _w5(results)

@@ -316,6 +316,10 @@ def _storage_config_from_env(env: Mapping[str, str]) -> tuple[str, dict[str, Any
 
 def _sql_server_from_env(env: Mapping[str, str], kind: str) -> dict[str, Any]:
     prefix = f"PYWORKFLOW_{kind.upper()}_"
+    dsn = env.get(prefix + "DSN")
+    if dsn:
+        # One variable for everything, as the YAML's ``dsn:``; the parts are then ignored.
+        return {"dsn": dsn}
     options: dict[str, Any] = {
         key.lower(): env.get(prefix + key, default) for key, default in _SQL_ENV_DEFAULTS.items()
     }

@@ -32,7 +32,6 @@ REQUIRED_PAGES = [
     "concepts/child-workflows.md",
     "concepts/continue-as-new.md",
     "concepts/schedules.md",
-    "guides/cli.md",
 ]
 
 

@@ -27,7 +27,7 @@ import click
 from rich.console import Console
 
 from pyworkflow.cli.output import to_json
-from pyworkflow.cli.state import CLIState
+from pyworkflow.cli.state import CLIState, fail
 from pyworkflow.scheduler import LocalScheduler
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.schemas import ScheduleStatus
@@ -319,6 +319,14 @@ def run(state: CLIState, poll_interval: float, duration: float | None, grace: fl
       pyworkflow --module myapp.workflows scheduler run
       pyworkflow --module myapp.workflows scheduler run --duration 60 --poll-interval 1
     """
+    if state.runtime_name() == "celery":
+        # This process would start the runs itself; on Celery the Beat tick fires
+        # schedules and timers and the workers run them.
+        raise fail(
+            "On the Celery runtime schedules and timers fire from Celery Beat: run "
+            "`pyworkflow worker run --beat` (one per deployment). `scheduler run` is for "
+            "the local runtime (--runtime local)."
+        )
     state.discover()
     state.configure_engine()
     summary = state.run(lambda storage: _serve(state, storage, poll_interval, duration, grace))

@@ -281,11 +281,13 @@ def _storage_env(config: dict[str, Any]) -> dict[str, str]:
     if kind in ("sqlite", "file"):
         path = os.path.abspath(str(config["base_path"]))
         return {"PYWORKFLOW_STORAGE_TYPE": kind, "PYWORKFLOW_STORAGE_PATH": path}
-    if kind == "postgres" and not config.get("dsn"):
+    if kind == "postgres" and config.get("dsn"):
+        return {"PYWORKFLOW_STORAGE_TYPE": kind, "PYWORKFLOW_POSTGRES_DSN": str(config["dsn"])}
+    if kind == "postgres":
         keys = ("host", "port", "user", "password", "database")
         env = {f"PYWORKFLOW_POSTGRES_{k.upper()}": str(config[k]) for k in keys if config.get(k)}
         return {"PYWORKFLOW_STORAGE_TYPE": kind, **env}
-    return {}  # no env form (a DSN, ...): pool processes get the configured storage by fork
+    return {}  # no env form: pool processes get the configured storage by fork
 
 
 def _describe_storage(config: dict[str, Any]) -> str:

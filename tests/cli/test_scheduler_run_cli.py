@@ -123,3 +123,18 @@ def test_second_signal_leaves_the_run_for_later(cli: Cli, serve: Any, tmp_path: 
     # Still durable: RUNNING, its lease naming a process that is gone.
     (run,) = runs_of(cli, "sched_app_slow")
     assert run["status"] == "running"
+
+
+def test_scheduler_run_refuses_the_celery_runtime(tmp_path: Path) -> None:
+    """On Celery, Beat fires schedules: a local scheduler would run them in the wrong place."""
+    from click.testing import CliRunner
+
+    from pyworkflow.cli import main
+
+    db = str(tmp_path / "celery.db")
+    result = CliRunner().invoke(
+        main, ["--runtime", "celery", "--storage-path", db, "scheduler", "run", "--duration", "1"]
+    )
+    assert result.exit_code == 1
+    assert "worker run --beat" in result.output
+    assert not Path(db).exists()

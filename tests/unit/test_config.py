@@ -216,6 +216,16 @@ def test_env_postgres_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+def test_env_postgres_dsn_wins_over_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres = pytest.importorskip("pyworkflow.storage.postgres")
+    monkeypatch.setenv("PYWORKFLOW_STORAGE_TYPE", "postgres")
+    monkeypatch.setenv("PYWORKFLOW_POSTGRES_DSN", "postgresql://app:pw@db.internal:6543/orders")
+    monkeypatch.setenv("PYWORKFLOW_POSTGRES_HOST", "ignored")
+    storage = get_config().storage
+    assert isinstance(storage, postgres.PostgresStorageBackend)
+    assert storage.dsn == "postgresql://app:pw@db.internal:6543/orders"
+
+
 def test_env_postgres_defaults_and_bad_port(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYWORKFLOW_STORAGE_TYPE", "postgres")
     monkeypatch.setenv("PYWORKFLOW_POSTGRES_PORT", "five")
