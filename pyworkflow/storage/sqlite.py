@@ -27,10 +27,10 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import aiosqlite
 
@@ -40,6 +40,9 @@ from pyworkflow.storage.sql.dialect import Dialect
 from pyworkflow.storage.sql.driver import Params, Row, SQLConnection
 from pyworkflow.storage.sql.migrations import pending_migrations
 from pyworkflow.storage.sql.schema import CONSTRAINTS, MIGRATIONS
+from pyworkflow.storage.sqlite_thread import in_transaction
+
+T = TypeVar("T")
 
 _MEMORY = ":memory:"
 # SQLITE_CORRUPT and SQLITE_NOTADB (primary result codes).
@@ -314,6 +317,23 @@ class SQLiteStorageBackend(SQLStorageBackend):
                     # second cancellation must not leave the shared connection inside
                     # a transaction.
                     await asyncio.shield(db.rollback())
+                    raise
+
+    async def _in_transaction(self, work: Callable[[SQLConnection], Awaitable[T]]) -> T:
+        db = self._ensure_connected()
+        assert self._lock is not None
+        async with self._lock:
+            with self._naming_corruption():
+                # aiosqlite's own queue to its thread (private, hence looked up): the
+                # whole transaction is one hop. See pyworkflow/storage/sqlite_thread.py.
+                on_thread = cast(Callable[[Callable[[], T]], Awaitable[T]], db._execute)
+                job = asyncio.ensure_future(on_thread(lambda: in_transaction(db._conn, work)))
+                try:
+                    return await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    # The transaction ends on the thread either way (COMMIT or
+                    # ROLLBACK); hold the lock until it has, so the next one starts clean.
+                    await asyncio.wait([job])
                     raise
 
     @asynccontextmanager

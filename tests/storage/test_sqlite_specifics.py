@@ -7,6 +7,8 @@ between processes can get wrong.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import sqlite3
@@ -426,3 +428,55 @@ async def test_two_backends_on_one_file_keep_their_locks(tmp_path: Path) -> None
     assert seen == "1"  # another process sees the commit
     await second.disconnect()
     await first.disconnect()
+
+
+# --------------------------------------------------------------------------- one-hop commits
+
+
+async def test_commit_is_one_hop_to_the_thread(connected: SQLiteStorageBackend) -> None:
+    storage = connected
+    """A commit of several statements is one round trip to aiosqlite's thread."""
+    await storage.create_run(_run("hops"))
+    db = storage._db
+    assert db is not None
+    hops = 0
+    original = db._execute
+
+    async def counted(fn: Any, *args: Any, **kwargs: Any) -> Any:
+        nonlocal hops
+        hops += 1
+        return await original(fn, *args, **kwargs)
+
+    db._execute = counted  # type: ignore[method-assign]
+    events = [Event(run_id="hops", type=EventType.CONTEXT_UPDATED, data={"i": i}) for i in range(3)]
+    timer = Timer(run_id="hops", kind="sleep", key="s1", fire_at=datetime.now(UTC))
+    await storage.commit(CommitBatch(run_id="hops", events=events, timers_upsert=[timer]))
+    assert hops == 1
+    assert [e.sequence for e in await storage.get_events("hops")] == [0, 1, 2]
+
+
+async def test_cancelled_commits_leave_all_or_nothing(connected: SQLiteStorageBackend) -> None:
+    storage = connected
+    """Commits cancelled at every point land whole or not at all; the next one works."""
+    await storage.create_run(_run("cancel"))
+    for round_ in range(40):
+        batch = CommitBatch(
+            run_id="cancel",
+            events=[
+                Event(run_id="cancel", type=EventType.CONTEXT_UPDATED, data={"r": round_, "i": i})
+                for i in range(2)
+            ],
+        )
+        task = asyncio.ensure_future(storage.commit(batch))
+        for _ in range(round_ % 4):
+            await asyncio.sleep(0)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    events = await storage.get_events("cancel")
+    assert [e.sequence for e in events] == list(range(len(events)))  # gap-free
+    rounds = [e.data["r"] for e in events]
+    assert all(rounds.count(r) == 2 for r in set(rounds))  # each batch whole or absent
+    after = Event(run_id="cancel", type=EventType.CONTEXT_UPDATED, data={"last": True})
+    await storage.commit(CommitBatch(run_id="cancel", events=[after]))
+    assert (await storage.get_events("cancel"))[-1].data == {"last": True}

@@ -96,11 +96,14 @@ class CommitMixin(EventsMixin, RunsMixin):
 
     async def _commit_once(self, batch: CommitBatch) -> int:
         """One attempt at the whole batch, in one transaction; the first sequence."""
-        async with self._transaction() as conn:
+
+        async def work(conn: SQLConnection) -> int:
             lock = self._dialect.lock_run_sql
             if lock is not None and batch.expected_sequence is None and batch.events:
                 await conn.execute(self._sql(lock), (batch.run_id,))
             return await self._commit_in(conn, batch)
+
+        return await self._in_transaction(work)
 
     async def _committed_at(self, batch: CommitBatch) -> int | None:
         """After a COMMIT whose outcome was lost with the connection: the batch's first

@@ -83,6 +83,16 @@ class SQLCore(StorageBackend):
     def _transaction(self) -> AbstractAsyncContextManager[SQLConnection]:
         """A write transaction (see the module docstring)."""
 
+    async def _in_transaction(self, work: Callable[[SQLConnection], Awaitable[T]]) -> T:
+        """``await work(conn)`` inside one write transaction.
+
+        ``work`` must await nothing but ``conn``'s methods: a driver whose calls are
+        hops to a thread (SQLite) may then run it whole on that thread, one hop for the
+        transaction instead of one per statement.
+        """
+        async with self._transaction() as conn:
+            return await work(conn)
+
     @abstractmethod
     def _writer(self) -> AbstractAsyncContextManager[SQLConnection]:
         """The writing connection in autocommit mode, exclusively."""
