@@ -76,6 +76,8 @@ class RunState:
     terminal: EventType | None = None
     interruptions: int = 0
     context_data: dict[str, Any] | None = None
+    #: Every event folded so far, in order (a runtime may keep it to skip re-reading).
+    log: list[Event] = field(default_factory=list, repr=False)
     _decoded: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -85,6 +87,20 @@ class RunState:
         for event in events:
             state.apply(event)
         return state
+
+    def whole_log(self) -> list[Event] | None:
+        """:attr:`log` if it is the run's complete log (sequences 0..n-1), else None.
+
+        Example:
+            >>> from pyworkflow.engine.events import Event, EventType
+            >>> e = Event(run_id="r", type=EventType.CONTEXT_UPDATED, data={}, sequence=0)
+            >>> len(RunState.from_events("r", [e]).whole_log() or [])
+            1
+        """
+        log = self.log
+        if not log or log[-1].sequence != len(log) - 1 or self.last_sequence != len(log) - 1:
+            return None
+        return log
 
     # ------------------------------------------------------------------ queries
 
@@ -119,6 +135,7 @@ class RunState:
         if event.sequence is not None and event.sequence > self.last_sequence:
             self.last_sequence = event.sequence
         self.event_count += 1
+        self.log.append(event)
         handler = _HANDLERS.get(event.type)
         if handler is not None:
             handler(self, event.data)

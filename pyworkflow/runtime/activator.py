@@ -20,8 +20,9 @@ from pyworkflow.core.registry import WorkflowMetadata, get_workflow
 from pyworkflow.engine.activation import Activation, EventLimits
 from pyworkflow.engine.finish import finish
 from pyworkflow.engine.followups import schedule_of
-from pyworkflow.engine.outcome import Outcome
+from pyworkflow.engine.outcome import Outcome, Suspended
 from pyworkflow.engine.state import RunState
+from pyworkflow.runtime.event_cache import EVENT_LOGS
 from pyworkflow.runtime.lease import LeaseKeeper
 from pyworkflow.serialization.decoder import deserialize_args, deserialize_kwargs
 from pyworkflow.storage.base import StorageBackend
@@ -98,7 +99,7 @@ async def activate(
     ``launch(child_run_id, wait)`` starts child runs this activation creates."""
     meta = registered_workflow(run.workflow_name)
     if state is None:
-        state = RunState.from_events(run.run_id, await storage.get_events(run.run_id))
+        state = RunState.from_events(run.run_id, await EVENT_LOGS.load(storage, run.run_id))
     act = Activation(
         run.run_id, run.workflow_name, storage, state, lease_owner=owner, limits=current_limits()
     )
@@ -122,4 +123,9 @@ async def activate(
             max_duration=run.max_duration,
         )
         outcome = await finish(act, outcome)
+    if isinstance(outcome, Suspended):
+        # The next activation (often in this process) then reads only the new events.
+        log = act.state.whole_log()
+        if log is not None:
+            EVENT_LOGS.keep(storage, run.run_id, log)
     return outcome, act
