@@ -74,7 +74,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix --exit-zero .
 	$(BIN)/ruff format .
 
-# Full run ~15 min: writes bench/results/<time>.json, docs/benchmarks.md and docs/img/.
+# Full run ~20 min: writes bench/results/<time>.json, docs/benchmarks.md and docs/img/.
 # Faster: make bench BENCH_ARGS=--quick (~3 min, docs untouched); see docs/benchmarks.md.
 bench: $(STAMP) servers
 	$(BIN)/python -m bench $(BENCH_ARGS)

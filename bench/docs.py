@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import envs, report
-from bench.suites import Row, w5
+from bench.suites import Row, w4, w5
 
 DOC = envs.ROOT / "docs" / "benchmarks.md"
 IMG = envs.ROOT / "docs" / "img"
@@ -72,6 +72,8 @@ def render(results: dict[str, Any], rows: list[Row], plots: list[Path]) -> str:
     ]
     out += ["### Measurements", "", report.markdown_rows(rows), ""]
     notes = []
+    if results["workloads"].get("W4"):
+        notes.append(w4.note(results["workloads"]["W4"]))
     if "W5" in results["workloads"]:
         notes.append(f"W5 runs per engine: {w5.sizes(results['workloads']['W5'])}.")
     for shape, data in results["workloads"].get("W3", {}).get("shapes", {}).items():

@@ -166,7 +166,7 @@ def plot_w4(plt: Any, data: dict[str, Any], out: Path) -> Path:
             ("late_max_ms", "max"),
         ]
     }
-    title = f"{data['sleepers']} x sleep({data['sleep']}): lateness (ms)"
+    title = f"{data['sleepers']} x sleep({data['sleep']}): lateness (ms; < 0: early)"
     grouped(axes[3], sleepers, late, title)
     fig.suptitle(
         f"W4 — Celery, same Redis; step workers (floor: workers) of one process; "

@@ -50,7 +50,9 @@ def cells(row: Row) -> list[str]:
             "0",
             row.ratio_label,
         ]
-    spread = f"{number(s['min'])}-{number(s['max'])}" if s.get("n", 0) > 1 else ""
+    # " to " when a value is negative (W4's early sleeps): "-990--979" reads badly.
+    dash = " to " if s.get("min", 0) < 0 else "-"
+    spread = f"{number(s['min'])}{dash}{number(s['max'])}" if s.get("n", 0) > 1 else ""
     unit = f" {row.unit}" if row.unit else ""
     return [
         row.workload,

@@ -13,6 +13,8 @@ REFERENCE = "upstream-0.1.10"
 
 def _w1(results: dict[str, Any]) -> list[dict[str, Any]]:
     samples = results["workloads"].get("W1", {}).get("samples", {})
+    if not samples:
+        return []  # W1 not run (--only)
     ours, ref = samples.get("ours", []), samples.get(REFERENCE, [])
     out = []
     ratio = summary(ratios(pick(ours, "runs_per_s"), pick(ref, "runs_per_s")))

@@ -117,7 +117,7 @@ def _measure(ctx: Context, redis: Any, postgres: Any, side: Side, rep: int) -> d
             env = base_env({**_engine_env(ctx, urls), **storage_env})
             with Cluster(side.python, APP, env, side.name) as cluster:
                 result = _engine(ctx, cluster, side, store, urls)
-    except ClusterFailed as exc:
+    except (ClusterFailed, OSError) as exc:
         ctx.errors.append(f"{side.label('start-up')}: {exc}")
         log(f"  FAILED {side.label('start-up')}: {exc}")
         result = None
@@ -273,3 +273,13 @@ def _sleep_rows(result: dict[str, Any]) -> list[Row]:
             "W4", case, per, metric, "ms", higher_is_better=False, compare=False, label=label
         )
     return out
+
+
+def note(result: dict[str, Any]) -> str:
+    """The footnote of the docs' table."""
+    return (
+        "W4: every side on its own Celery processes (`--pool solo`, one process per "
+        "worker) and Redis databases, the client in one more process; "
+        f"ours' timers fired by Beat's tick every {result['tick_s']:g} s, upstream's sleeps "
+        "are Celery countdowns (no Beat). Lateness below 0: the sleep ended early."
+    )
