@@ -139,7 +139,9 @@ async def drive(
     """
     while True:
         try:
-            if mark_running:
+            # acquire() marks the run RUNNING with its lease; this covers a run read
+            # before that (a store without begin_activation's single write).
+            if mark_running and run.status is not RunStatus.RUNNING:
                 await storage.commit(
                     CommitBatch(run_id=run.run_id, run_update=RunUpdate(RunStatus.RUNNING))
                 )

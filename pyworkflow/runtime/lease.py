@@ -58,14 +58,14 @@ def owner_is_dead(owner: str) -> bool:
 
 
 async def acquire(storage: StorageBackend, run_id: str, owner: str) -> bool:
-    """Take the run's lease, stealing it from a dead local holder."""
+    """Take the run's lease (marking it RUNNING), stealing it from a dead local holder."""
     now = datetime.now(UTC)
-    if await storage.acquire_run_lease(run_id, owner, LEASE_SECONDS, now):
+    if await storage.begin_activation(run_id, owner, LEASE_SECONDS, now):
         return True
     lease = await storage.get_run_lease(run_id)
     if lease is not None and owner_is_dead(lease.owner):
         logger.info("Taking over run {} from dead activation {}", run_id, lease.owner)
-        return await storage.acquire_run_lease(
+        return await storage.begin_activation(
             run_id, owner, LEASE_SECONDS, now, steal_from=lease.owner
         )
     return False

@@ -25,7 +25,16 @@ from datetime import datetime
 from typing import Any
 
 from pyworkflow.engine.events import Event
+
+# The errors live in their own module; these names are the ones users import.
+from pyworkflow.storage.errors import CorruptStorageError as CorruptStorageError
+from pyworkflow.storage.errors import DuplicateEventError as DuplicateEventError
+from pyworkflow.storage.errors import RunAlreadyExistsError as RunAlreadyExistsError
+from pyworkflow.storage.errors import RunEndedError as RunEndedError
+from pyworkflow.storage.errors import SequenceConflictError as SequenceConflictError
+from pyworkflow.storage.errors import StorageError as StorageError
 from pyworkflow.storage.schemas import (
+    TERMINAL_STATUSES,
     Hook,
     HookStatus,
     RunStatus,
@@ -38,59 +47,6 @@ from pyworkflow.storage.schemas import (
 
 ANY_TIME: Any = object()
 """``patch_schedule``'s default for ``if_updated_at``: write whatever is stored."""
-
-
-class StorageError(Exception):
-    """Base class of storage-level errors the engine reacts to."""
-
-
-class SequenceConflictError(StorageError):
-    """Another writer appended to the run after the sequence this commit expected.
-
-    Nothing of the commit was written. The engine reloads the new events and retries.
-    """
-
-    def __init__(self, run_id: str, expected: int) -> None:
-        super().__init__(f"Run {run_id}: events were appended after sequence {expected}")
-        self.run_id = run_id
-        self.expected = expected
-
-
-class DuplicateEventError(StorageError):
-    """An event with the same de-duplication key already exists for the run.
-
-    Nothing of the commit was written. Raised, for instance, when a step's result
-    or a hook's payload would be recorded a second time.
-    """
-
-    def __init__(self, run_id: str, key: str) -> None:
-        super().__init__(f"Run {run_id}: an event with key {key!r} is already recorded")
-        self.run_id = run_id
-        self.key = key
-
-
-class RunEndedError(StorageError):
-    """A commit with ``require_open`` found the run already ended; nothing was written.
-
-    Late writers (a step worker finishing after a cancellation, a hook payload racing
-    the run's end) use it so that nothing is appended after the terminal event.
-    """
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"Run {run_id} has already ended")
-        self.run_id = run_id
-
-
-class RunAlreadyExistsError(StorageError, ValueError):
-    """``create_run`` with an id that is taken (a ``ValueError`` for upstream code)."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(f"Workflow run {run_id} already exists")
-        self.run_id = run_id
-
-
-class CorruptStorageError(StorageError):
-    """A storage file or record cannot be read; the message names it and the fix."""
 
 
 @dataclass
@@ -313,6 +269,23 @@ class StorageBackend(ABC):
         """Take the run's lease if it is free, expired at ``now``, already ``owner``'s,
         or held by ``steal_from`` (a holder known to be dead). False if the run is
         missing or someone else holds it."""
+
+    async def begin_activation(
+        self,
+        run_id: str,
+        owner: str,
+        ttl_seconds: float,
+        now: datetime,
+        steal_from: str | None = None,
+    ) -> bool:
+        """:meth:`acquire_run_lease`, then mark a run that has not ended RUNNING.
+        SQL backends do both in one write (one fsync per resume saved)."""
+        if not await self.acquire_run_lease(run_id, owner, ttl_seconds, now, steal_from):
+            return False
+        run = await self.get_run(run_id)
+        if run is not None and run.status not in TERMINAL_STATUSES | {RunStatus.RUNNING}:
+            await self.commit(CommitBatch(run_id=run_id, run_update=RunUpdate(RunStatus.RUNNING)))
+        return True
 
     @abstractmethod
     async def renew_run_lease(

@@ -279,6 +279,24 @@ class LeaseTimerConformance:
         lease = await storage.get_run_lease("r")
         assert lease is not None and lease.owner == "w3"
 
+    async def test_begin_activation_marks_running(self, storage: StorageBackend) -> None:
+        t = now()
+        await storage.create_run(make_run("asleep", status=RunStatus.SUSPENDED))
+        await storage.create_run(make_run("ended", status=RunStatus.COMPLETED))
+        assert not await storage.begin_activation("missing", "w1", 30, t)
+        assert await storage.begin_activation("asleep", "w1", 30, t)
+        run = await storage.get_run("asleep")
+        lease = await storage.get_run_lease("asleep")
+        assert run is not None and run.status is RunStatus.RUNNING
+        assert lease is not None and lease.owner == "w1"
+        await storage.update_run_status("asleep", RunStatus.SUSPENDED)
+        assert not await storage.begin_activation("asleep", "w2", 30, t)  # w1 holds it
+        run = await storage.get_run("asleep")
+        assert run is not None and run.status is RunStatus.SUSPENDED
+        assert await storage.begin_activation("ended", "w1", 30, t)  # the caller checks
+        run = await storage.get_run("ended")
+        assert run is not None and run.status is RunStatus.COMPLETED
+
     async def test_renew_and_release(self, storage: StorageBackend) -> None:
         t = now()
         await storage.create_run(make_run("r"))
