@@ -17,15 +17,12 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 import click
-from rich import box
 from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from pyworkflow.cli.output import emit, fields_table, iso, status_text
+from pyworkflow.cli.output import emit
+from pyworkflow.cli.schedule_views import _emit_schedule, _list_table, _status_change, _summary
 from pyworkflow.cli.scheduler_run import background_runs, scheduler
 from pyworkflow.cli.state import CLIState, fail
 from pyworkflow.core.registry import get_workflow, list_workflows
@@ -40,7 +37,7 @@ from pyworkflow.primitives.schedule import (
 )
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.schemas import OverlapPolicy, Schedule, ScheduleSpec, ScheduleStatus
-from pyworkflow.utils.schedule import calculate_backfill_times, describe_schedule, validate_spec
+from pyworkflow.utils.schedule import calculate_backfill_times, validate_spec
 
 __all__ = ["scheduler", "schedules"]
 
@@ -52,74 +49,6 @@ _WAIT = click.option(
     help="Local runtime: wait until the run(s) finish or suspend. With --no-wait a running "
     "`pyworkflow scheduler run` starts them (within about 30 s).",
 )
-
-
-def _summary(s: Schedule) -> dict[str, Any]:
-    return {
-        "schedule_id": s.schedule_id,
-        "workflow_name": s.workflow_name,
-        "status": s.status.value,
-        "spec": describe_schedule(s.spec),
-        "overlap_policy": s.overlap_policy.value,
-        "next_run_time": iso(s.next_run_time),
-        "total_runs": s.total_runs,
-        "successful_runs": s.successful_runs,
-        "failed_runs": s.failed_runs,
-        "created_at": iso(s.created_at),
-    }
-
-
-def _details(s: Schedule) -> dict[str, Any]:
-    spec = s.spec.to_dict()
-    spec["description"] = describe_schedule(s.spec)
-    return _summary(s) | {
-        "spec": spec,
-        "skipped_runs": s.skipped_runs,
-        "buffered_count": s.buffered_count,
-        "last_run_at": iso(s.last_run_at),
-        "last_run_id": s.last_run_id,
-        "running_run_ids": list(s.running_run_ids),
-        "updated_at": iso(s.updated_at),
-        "paused_at": iso(s.updated_at) if s.status is ScheduleStatus.PAUSED else None,
-        "args": s.args,
-        "kwargs": s.kwargs,
-    }
-
-
-def _when(value: datetime | None) -> str | None:
-    return value.isoformat(sep=" ", timespec="seconds") if value is not None else None
-
-
-def _show_details(out: Console, s: Schedule, headline: str | None = None) -> None:
-    if headline:
-        out.print(headline)
-    fields_table(
-        out,
-        {
-            "schedule_id": s.schedule_id,
-            "workflow": s.workflow_name,
-            "status": s.status.value,
-            "schedule": describe_schedule(s.spec),
-            "overlap_policy": s.overlap_policy.value,
-            "next_run_time": _when(s.next_run_time),
-            "last_run_at": _when(s.last_run_at),
-            "last_run_id": s.last_run_id,
-            "running": ", ".join(s.running_run_ids) or None,
-            "runs": f"{s.total_runs} total, {s.successful_runs} ok, {s.failed_runs} failed, "
-            f"{s.skipped_runs} skipped",
-            "created_at": _when(s.created_at),
-            "updated_at": _when(s.updated_at),
-        },
-    )
-
-
-def _emit_schedule(state: CLIState, s: Schedule, headline: str | None = None) -> None:
-    emit(
-        state,
-        _details(s),
-        table=lambda out: _show_details(out, s, headline),
-        plain=[s.schedule_id],
-    )
 
 
 def _fetch(state: CLIState, schedule_id: str, *, alive: bool = False) -> Schedule:
@@ -194,32 +123,6 @@ def list_cmd(state: CLIState, workflow: str | None, status: str | None, limit: i
     )
 
 
-def _list_table(out: Console, found: list[Schedule]) -> None:
-    if not found:
-        out.print("No schedules.")
-        return
-    table = Table(header_style="bold", box=box.SIMPLE_HEAD)
-    table.add_column("SCHEDULE ID", no_wrap=True)
-    table.add_column("WORKFLOW", no_wrap=True)
-    for heading in ("STATUS", "NEXT RUN (UTC)", "RUNS"):
-        table.add_column(heading, no_wrap=True)
-    table.add_column("SCHEDULE, OVERLAP", overflow="fold", ratio=1)
-    for s in found:
-        nxt = s.next_run_time
-        runs = Text(f"{s.successful_runs}/{s.total_runs} ok")
-        if s.failed_runs:
-            runs.append(f" {s.failed_runs} failed", style="red")
-        table.add_row(
-            s.schedule_id,
-            s.workflow_name,
-            status_text(s.status.value),
-            nxt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if nxt else "-",
-            runs,
-            f"{describe_schedule(s.spec)}, {s.overlap_policy.value}",
-        )
-    out.print(table)
-
-
 @schedules.command("create")
 @click.argument("workflow_name")
 @click.option("--cron", help="Cron expression, e.g. '0 9 * * MON-FRI'.")
@@ -277,23 +180,6 @@ def create(
 def show(state: CLIState, schedule_id: str) -> None:
     """Show one schedule: its spec, next and last runs, counters."""
     _emit_schedule(state, _fetch(state, schedule_id))
-
-
-def _status_change(state: CLIState, schedule: Schedule, verb: str) -> None:
-    data = {
-        "schedule_id": schedule.schedule_id,
-        "status": schedule.status.value,
-        "next_run_time": iso(schedule.next_run_time),
-    }
-    nxt = _when(schedule.next_run_time) or "-"
-    emit(
-        state,
-        data,
-        table=lambda out: out.print(
-            f"{verb} schedule [bold]{schedule.schedule_id}[/] (next run: {nxt})"
-        ),
-        plain=[schedule.schedule_id],
-    )
 
 
 @schedules.command("pause")

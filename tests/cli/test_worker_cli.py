@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from pyworkflow.cli import main
+from pyworkflow.cli import main, worker_run
 from pyworkflow.cli import worker as worker_cli
 from tests.servers import RedisServer
 from tests.support import free_port, kill_tree, process_alive, wait_until
@@ -255,19 +255,19 @@ def test_option_errors() -> None:
 def test_argv_and_queue_selection() -> None:
     from pyworkflow.celery import queues
 
-    assert worker_cli.select_queues(True, False, True) == [
+    assert worker_run.select_queues(True, False, True) == [
         queues.WORKFLOWS_QUEUE,
         queues.SCHEDULES_QUEUE,
     ]
-    assert worker_cli.select_queues(False, False, False) == list(queues.QUEUE_BINDINGS)
+    assert worker_run.select_queues(False, False, False) == list(queues.QUEUE_BINDINGS)
     assert set(worker_cli.QUEUE_PURPOSES) == set(queues.QUEUE_BINDINGS)
     options = {"concurrency": 4, "hostname": "w1@%h", "beat": True, "pool": "threads"}
     options |= {
         "max_tasks_per_child": 100,
         "time_limit": None,
-        "scheduler": worker_cli.BEAT_SCHEDULER,
+        "scheduler": worker_run.BEAT_SCHEDULER,
     }
-    assert worker_cli.build_argv(["pyworkflow.steps"], "debug", options) == [
+    assert worker_run.build_argv(["pyworkflow.steps"], "debug", options) == [
         "worker",
         "--loglevel=DEBUG",
         "--queues=pyworkflow.steps",
