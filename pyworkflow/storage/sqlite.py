@@ -40,7 +40,7 @@ from pyworkflow.storage.sql.dialect import Dialect
 from pyworkflow.storage.sql.driver import Params, Row, SQLConnection
 from pyworkflow.storage.sql.migrations import pending_migrations
 from pyworkflow.storage.sql.schema import CONSTRAINTS, MIGRATIONS
-from pyworkflow.storage.sqlite_thread import in_transaction
+from pyworkflow.storage.sqlite_thread import GroupCommitter
 
 T = TypeVar("T")
 
@@ -161,6 +161,7 @@ class SQLiteStorageBackend(SQLStorageBackend):
         self._read_db: aiosqlite.Connection | None = None
         self._initialized = False
         self._lock: asyncio.Lock | None = None
+        self._group: GroupCommitter | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,6 +183,7 @@ class SQLiteStorageBackend(SQLStorageBackend):
         # the WAL under a live connection (data loss). SQLite's own first read of
         # sqlite_master, before anything writes, rejects a file that is not a database.
         self._lock = asyncio.Lock()
+        self._group = None  # bound to the connection and lock made here
         try:
             self._db = await self._open(read_only=False)
             self._read_db = self._db if self._memory else await self._open(read_only=True)
@@ -199,6 +201,7 @@ class SQLiteStorageBackend(SQLStorageBackend):
         self._initialized = False
 
     async def _close(self) -> None:
+        self._group = None
         reader, writer = self._read_db, self._db
         self._read_db = self._db = None
         # The writer closes last: the last connection to close checkpoints the WAL,
@@ -321,20 +324,24 @@ class SQLiteStorageBackend(SQLStorageBackend):
 
     async def _in_transaction(self, work: Callable[[SQLConnection], Awaitable[T]]) -> T:
         db = self._ensure_connected()
-        assert self._lock is not None
-        async with self._lock:
-            with self._naming_corruption():
-                # aiosqlite's own queue to its thread (private, hence looked up): the
-                # whole transaction is one hop. See pyworkflow/storage/sqlite_thread.py.
-                on_thread = cast(Callable[[Callable[[], T]], Awaitable[T]], db._execute)
-                job = asyncio.ensure_future(on_thread(lambda: in_transaction(db._conn, work)))
-                try:
-                    return await asyncio.shield(job)
-                except asyncio.CancelledError:
-                    # The transaction ends on the thread either way (COMMIT or
-                    # ROLLBACK); hold the lock until it has, so the next one starts clean.
-                    await asyncio.wait([job])
-                    raise
+        if self._group is None:
+            assert self._lock is not None
+            # aiosqlite's own queue to its thread (private, hence looked up): a group
+            # of transactions is one hop and one COMMIT. See storage/sqlite_thread.py.
+            on_thread = cast(Callable[[Callable[[], Any]], Awaitable[Any]], db._execute)
+            self._group = GroupCommitter(on_thread, lambda: db._conn, self._lock)
+        with self._naming_corruption():
+            return await self._group.run(work)
+
+    async def _write_one(self, sql: str, params: Params = ()) -> int:
+        # Through the group committer: a lease taken while other runs commit shares
+        # their fsync instead of paying its own.
+        rendered = self._sql(sql)
+
+        async def work(conn: SQLConnection) -> int:
+            return await conn.execute(rendered, params)
+
+        return await self._attempt(lambda: self._in_transaction(work))
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[SQLConnection]:
@@ -360,10 +367,17 @@ class SQLiteStorageBackend(SQLStorageBackend):
 
     @contextmanager
     def _naming_corruption(self) -> Iterator[None]:
-        """Damage found after connect() (a bad page deep in the file) names the file."""
+        """Damage found after connect() (a bad page deep in the file), or a full disk,
+        is reported naming the file and the fix."""
         try:
             yield
         except sqlite3.DatabaseError as exc:
             if _is_corruption(exc):
                 raise self._corrupt(str(exc)) from exc
+            if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                raise StorageError(
+                    f"{self.db_path}: the disk is full ({exc}). Nothing of this write was "
+                    "stored. Free space on that disk (or move db_path); runs resume "
+                    "where they stopped once there is room."
+                ) from exc
             raise
