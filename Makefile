@@ -13,10 +13,12 @@ STAMP := $(VENV)/.installed
 EXTRAS := dev,celery,postgres
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
+CHAOS_MINUTES ?= 30
+CHAOS_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: help venv install servers demo test lint format bench clean
+.PHONY: help venv install servers demo test lint format bench chaos clean
 
 help:
 	@echo "make install   create $(VENV) and install pyworkflow[$(EXTRAS)] (editable)"
@@ -26,6 +28,7 @@ help:
 	@echo "make lint      ruff check, ruff format --check, mypy --strict, layout rules"
 	@echo "make format    ruff check --fix, ruff format"
 	@echo "make bench     run the benchmarks (bench/; BENCH_ARGS=--quick for a short run)"
+	@echo "make chaos     fault-injection soak (CHAOS_MINUTES=30, CHAOS_ARGS='--seed 7')"
 	@echo "make clean     remove the venv, caches and build output"
 
 venv install: $(STAMP)
@@ -78,6 +81,12 @@ format: $(STAMP)
 # Faster: make bench BENCH_ARGS=--quick (~3 min, docs untouched); see docs/benchmarks.md.
 bench: $(STAMP) servers
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Kills workers, Beat, Redis and PostgreSQL at random for CHAOS_MINUTES, then prints a
+# summary table; exit 1 if a run was lost or a step recorded twice. The short mode of
+# the same scenarios is part of `make test` (tests/chaos).
+chaos: $(STAMP) servers
+	$(BIN)/python -m tests.chaos.soak --minutes $(CHAOS_MINUTES) $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -66,6 +66,7 @@ class TimerService:
         self._task: asyncio.Task[None] | None = None
         self._active: set[asyncio.Task[None]] = set()
         self._last_stale_check = 0.0
+        self._stopping = False
 
     @property
     def running(self) -> bool:
@@ -73,8 +74,9 @@ class TimerService:
         return self._task is not None and not self._task.done()
 
     def start(self) -> None:
-        """Start the loop in the running event loop (idempotent)."""
-        if not self.running:
+        """Start the loop in the running event loop (idempotent; a no-op while
+        :meth:`stop` is waiting for in-flight resumes, which call it when they suspend)."""
+        if not self.running and not self._stopping:
             self._task = asyncio.get_running_loop().create_task(
                 self._run(), name="pyworkflow-timers"
             )
@@ -84,13 +86,18 @@ class TimerService:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop the loop and wait for in-flight resumes."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self._active:
-            await asyncio.gather(*self._active, return_exceptions=True)
+        """Stop the loop and wait for in-flight resumes; it stays stopped until the
+        next :meth:`start` after this returns."""
+        self._stopping = True
+        try:
+            if self._task is not None:
+                self._task.cancel()
+                await asyncio.gather(self._task, return_exceptions=True)
+                self._task = None
+            if self._active:
+                await asyncio.gather(*self._active, return_exceptions=True)
+        finally:
+            self._stopping = False
 
     async def idle(self) -> None:
         """Wait until no resume started by this service is running."""
