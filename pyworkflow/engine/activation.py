@@ -302,6 +302,11 @@ class Activation:
         keys = {k for k in map(ev.dedup_key, new) if k is not None}
         if new and self.closed:
             self.merged_late = True
+        if new:
+            # The workflow code has not seen these events: the resume guard armed for
+            # them must outlive this commit, so that a crash right after it still
+            # leaves something that wakes the run.
+            self._pending_deletes.discard(make_timer_id(self.run_id, "guard", "resume"))
         for event in new:
             self.state.apply(event)
         if self.state.terminal is not None:

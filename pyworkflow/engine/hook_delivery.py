@@ -61,6 +61,10 @@ from pyworkflow.storage.schemas import (
 async def find_hook(storage: StorageBackend, token: str) -> Hook:
     """The hook this exact token belongs to, else :class:`HookNotFoundError`."""
     run_id, hook_id, _ = split_token(token)
+    try:
+        str(token).encode()
+    except UnicodeEncodeError:  # a lone surrogate: no stored token can match it
+        raise HookNotFoundError(token) from None
     hook = await storage.get_hook(hook_id, run_id)
     if hook is None or not hmac.compare_digest(hook.token.encode(), str(token).encode()):
         raise HookNotFoundError(token)

@@ -266,7 +266,7 @@ def _decode_safe_tag(dct: dict[str, Any]) -> Any:
     tag = dct.get("__type__")
     if tag is None:
         return _unescape(dct)
-    if tag not in _SAFE_TAGS:
+    if not isinstance(tag, str) or tag not in _SAFE_TAGS:
         return dct
     return _decode_tagged(dct, False)
 

@@ -257,13 +257,24 @@ def _encode_model(obj: Any, allow_pickle: bool) -> dict[str, Any] | None:
                 f"({exc}); use JSON-compatible field types or configure(allow_pickle=True).",
                 data_type=type(obj).__qualname__,
             ) from exc
-        return {"__type__": "pydantic", "class": class_path(type(obj)), "value": value}
+        # The dump is plain JSON, but its dicts may hold keys that read as tags: escape
+        # them like any data, or decoding would take them for tags (even pickle ones).
+        return {
+            "__type__": "pydantic",
+            "class": class_path(type(obj)),
+            "value": _encode(value, allow_pickle),
+        }
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         fields = {
             field.name: _encode(getattr(obj, field.name), allow_pickle)
             for field in dataclasses.fields(obj)
         }
-        return {"__type__": "dataclass", "class": class_path(type(obj)), "value": fields}
+        # A field may be named like a tag: escaped as a dict key would be.
+        return {
+            "__type__": "dataclass",
+            "class": class_path(type(obj)),
+            "value": _escape_keys(fields),
+        }
     return None
 
 

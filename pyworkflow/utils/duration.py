@@ -33,7 +33,8 @@ UNIT_SECONDS: dict[str, int] = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s"
 _DURATION_RE = re.compile(
     r"(?:(?P<w>[0-9]+)w)?(?:(?P<d>[0-9]+)d)?(?:(?P<h>[0-9]+)h)?"
     r"(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?",
-    re.IGNORECASE,
+    # ASCII: without it IGNORECASE folds e.g. U+017F (long s) onto "s".
+    re.IGNORECASE | re.ASCII,
 )
 
 _EXPECTED = (

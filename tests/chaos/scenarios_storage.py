@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import importlib
 import json
 import os
 import random
@@ -20,11 +21,18 @@ from pyworkflow import start
 from pyworkflow.runtime import timer_service
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.testing.invariants import Violation, check_invariants
+from tests.chaos import local_app
 from tests.chaos.harness import Chaos, Scenario, scaled
-from tests.chaos.local_app import chaos_local, tune
+from tests.chaos.local_app import tune
 from tests.support import eventually
 
 WORKERS = ("worker-0", "worker-1")
+
+
+def _workload() -> Any:
+    """The workload workflow, registered now: a test run may have emptied the registry
+    after this module was first imported (its decorators do not run twice)."""
+    return importlib.reload(local_app).chaos_local
 
 
 @contextlib.contextmanager
@@ -104,7 +112,7 @@ async def _slow_workload(chaos: Chaos) -> None:
 
 async def _start(store: StorageBackend, key: str) -> str:
     return await start(
-        chaos_local, durable=True, storage=store, idempotency_key=key, steps=4, nap=0.3
+        _workload(), durable=True, storage=store, idempotency_key=key, steps=4, nap=0.3
     )
 
 

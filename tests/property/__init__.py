@@ -1,0 +1,1 @@
+"""Property-based tests (hypothesis): codec, durations, schedules, hook tokens, replay."""
