@@ -32,6 +32,7 @@ REQUIRED_PAGES = [
     "concepts/child-workflows.md",
     "concepts/continue-as-new.md",
     "concepts/schedules.md",
+    "concepts/fault-tolerance.md",
 ]
 
 

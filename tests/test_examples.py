@@ -113,6 +113,14 @@ EXPECTED: dict[str, list[str]] = {
         "[6] one schedule.skipped event per skipped slot: True",
         "[6] runs never overlapped: True",
     ],
+    "durable/13_crash_recovery.py": [
+        "killed inside print_label; run run_",
+        "resumed by process",
+        "['stock reserved for order-7', 'label printed for order-7']",
+        "reserve_stock body ran 1x",
+        "print_label body ran 2x",
+        "invariants: runs=1 terminal=1 resumable=0 violations=0",
+    ],
     "transient/01_quick_tasks.py": [
         "published 3 thumbnails",
         "3 steps of 0.2s in parallel",

@@ -178,6 +178,8 @@ def create_celery_app(
         # One message at a time per process: a long step never holds a queue of
         # others hostage while idle workers wait.
         worker_prefetch_multiplier=1,
+        # Reconnects after a Redis restart even while holding reserved messages.
+        worker_consumer="pyworkflow.celery.consumer:Consumer",
         broker_transport_options={"visibility_timeout": visibility_timeout()},
         broker_connection_retry_on_startup=True,
         # Bridges a short broker outage (Redis restarting) instead of failing the send.
