@@ -12,6 +12,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS := dev,celery,postgres
 PYTEST_ARGS ?=
+# pytest-xdist processes for make test (0: one process, e.g. to debug with -s/--pdb).
+PYTEST_WORKERS ?= 2
 BENCH_ARGS ?=
 CHAOS_MINUTES ?= 30
 CHAOS_ARGS ?=
@@ -24,7 +26,8 @@ help:
 	@echo "make install   create $(VENV) and install pyworkflow[$(EXTRAS)] (editable)"
 	@echo "make demo      run examples/demo.py"
 	@echo "make test      install, make sure redis-server/postgresql exist, run pytest"
-	@echo "               (extra arguments: make test PYTEST_ARGS='-k celery -x')"
+	@echo "               (extra arguments: make test PYTEST_ARGS='-k celery -x';"
+	@echo "               PYTEST_WORKERS=0 runs it in one process, default 2)"
 	@echo "make lint      ruff check, ruff format --check, mypy --strict, layout rules"
 	@echo "make format    ruff check --fix, ruff format"
 	@echo "make bench     run the benchmarks (bench/; BENCH_ARGS=--quick for a short run)"
@@ -62,7 +65,7 @@ demo: $(STAMP)
 
 # pytest's exit code is make's: 1 for failures, and 5 ("no tests collected") fails too.
 test: $(STAMP) servers
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Run every check even when an earlier one fails, so one run reports everything.
 lint: $(STAMP)
