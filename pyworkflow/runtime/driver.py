@@ -316,8 +316,8 @@ async def recover_lost_run(
     """Worker-loss recovery (API.md §5.5), with the lease held by ``owner``.
 
     Recovery disabled, or attempts exhausted: the run fails (returned). Otherwise
-    ``workflow.interrupted`` is recorded, ``recovery_attempts`` bumped, and None is
-    returned so the caller replays and continues the run.
+    ``workflow.interrupted`` is recorded, ``recovery_attempts`` bumped, the run is
+    RUNNING again, and None is returned so the caller replays and continues it.
     """
     attempt = run.recovery_attempts + 1
     reason = None
@@ -345,9 +345,9 @@ async def recover_lost_run(
         last_event_sequence=latest.sequence if latest else None,
         recovery_attempt=attempt,
     )
-    await storage.commit(
-        CommitBatch(
-            run_id=run.run_id, events=[interrupted], run_update=RunUpdate(RunStatus.INTERRUPTED)
-        )
-    )
+    # The event says what happened; the status says what is going on now: this
+    # activation is running the run again. Left INTERRUPTED, a run whose recovering
+    # activation died too would wait for nothing (the stale-run scan takes RUNNING runs).
+    running = RunUpdate(RunStatus.RUNNING)
+    await storage.commit(CommitBatch(run_id=run.run_id, events=[interrupted], run_update=running))
     return None

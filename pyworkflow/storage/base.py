@@ -303,7 +303,8 @@ class StorageBackend(ABC):
 
     @abstractmethod
     async def list_stale_runs(self, now: datetime, limit: int = 100) -> list[str]:
-        """Ids of RUNNING runs with no lease or an expired one (their activation died)."""
+        """Ids of RUNNING or INTERRUPTED runs with no lease or an expired one (their
+        activation died), oldest first."""
 
     # ------------------------------------------------------------------ timers
 

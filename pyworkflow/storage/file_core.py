@@ -300,12 +300,12 @@ class RecordStorageBackend(CatalogMethods, StorageBackend):
         return _lease(await self._read(lambda t: t.get(LEASES, (run_id,))))
 
     async def list_stale_runs(self, now: datetime, limit: int = 100) -> list[str]:
-        """RUNNING runs with no live lease (their activation died), oldest first."""
+        """RUNNING/INTERRUPTED runs with no live lease (their activation died), oldest
+        first."""
 
         def find(t: Txn) -> list[WorkflowRun]:
             leases = {row.run_id: _lease(row) for row in t.scan(LEASES)}
-            running = (r for r in t.scan(RUNS) if r.status is RunStatus.RUNNING)
-            return [r for r in running if rules.is_stale(r, leases.get(r.run_id), now)]
+            return [r for r in t.scan(RUNS) if rules.is_stale(r, leases.get(r.run_id), now)]
 
         stale = sorted(await self._read(find), key=lambda r: (r.created_at, r.run_id))
         return [r.run_id for r in stale[: max(limit, 0)]]

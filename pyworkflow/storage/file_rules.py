@@ -33,6 +33,7 @@ from pyworkflow.storage.base import (
     SequenceConflictError,
 )
 from pyworkflow.storage.schemas import (
+    STALE_STATUSES,
     Hook,
     HookStatus,
     RunStatus,
@@ -208,8 +209,10 @@ def new_lease(owner: str, ttl_seconds: float, now: datetime) -> RunLease:
 
 
 def is_stale(run: WorkflowRun, lease: RunLease | None, now: datetime) -> bool:
-    """A RUNNING run whose activation holds no live lease."""
-    return run.status is RunStatus.RUNNING and (lease is None or lease.expires_at <= now)
+    """A RUNNING (or INTERRUPTED) run whose activation holds no live lease."""
+    if run.status.value not in STALE_STATUSES:
+        return False
+    return lease is None or lease.expires_at <= now
 
 
 # --------------------------------------------------------------------------- timers

@@ -44,6 +44,9 @@ class RunStatus(str, Enum):
 TERMINAL_STATUSES = frozenset(
     {RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.CONTINUED_AS_NEW}
 )
+#: Statuses of a run an activation is (or was) advancing: with no live lease, the
+#: activation died and the stale-run scan (``list_stale_runs``) takes the run over.
+STALE_STATUSES = (RunStatus.RUNNING.value, RunStatus.INTERRUPTED.value)
 
 
 class StepStatus(str, Enum):

@@ -316,9 +316,12 @@ class LeaseTimerConformance:
         for run_id in ("free", "live", "expired"):
             await storage.create_run(make_run(run_id, status=RunStatus.RUNNING))
         await storage.create_run(make_run("asleep", status=RunStatus.SUSPENDED))
+        # A recovery's activation that died (INTERRUPTED) is as stale as any other.
+        await storage.create_run(make_run("recovering", status=RunStatus.INTERRUPTED))
         assert await storage.acquire_run_lease("live", "w", 60, t)
         assert await storage.acquire_run_lease("expired", "w", 5, t - timedelta(seconds=10))
-        assert sorted(await storage.list_stale_runs(t)) == ["expired", "free"]
+        assert await storage.acquire_run_lease("recovering", "w", 5, t - timedelta(seconds=10))
+        assert sorted(await storage.list_stale_runs(t)) == ["expired", "free", "recovering"]
         assert len(await storage.list_stale_runs(t, limit=1)) == 1
 
     async def test_claim_due_timers(self, storage: StorageBackend) -> None:

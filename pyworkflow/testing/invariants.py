@@ -212,8 +212,8 @@ async def _resumed_by(
         return "hook"
     if run.run_id in queued:
         return "queued"
-    if run.status is RunStatus.RUNNING:
-        # The stale-run scan (list_stale_runs) picks RUNNING runs whose lease is gone
+    if run.status in (RunStatus.RUNNING, RunStatus.INTERRUPTED):
+        # The stale-run scan (list_stale_runs) picks these runs once their lease is gone
         # or expired; a live lease expires unless its holder keeps renewing it.
         lease = await storage.get_run_lease(run.run_id)
         return "stale" if lease is None or lease.expires_at <= now else "leased"

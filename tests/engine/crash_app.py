@@ -1,6 +1,7 @@
 """A durable workflow for crash tests, run as a separate process by test_crash_recovery.
 
 Usage: python crash_app.py start DB | python crash_app.py resume DB RUN_ID
+       | python crash_app.py recover DB RUN_ID (worker-loss recovery, as a Celery worker does)
 Environment: CRASH_DIR (where counters and markers go), CRASH_MODE ("between" hangs
 after step one, "inside" hangs inside step two; empty runs straight through).
 """
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from pyworkflow import resume, start, step, workflow
+from pyworkflow.runtime.driver import resume_run
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
 
 STATE = Path(os.environ["CRASH_DIR"])
@@ -70,6 +72,10 @@ async def main() -> None:
     await store.connect()
     if command == "start":
         print(await start(crashy, durable=True, storage=store))
+    elif command == "recover":
+        await resume_run(store, sys.argv[3], recovery=True)
+        run = await store.get_run(sys.argv[3])
+        print(json.dumps(run.status.value if run else None))
     else:
         print(json.dumps(await resume(sys.argv[3], storage=store)))
     await store.disconnect()

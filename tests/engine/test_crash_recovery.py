@@ -11,12 +11,14 @@ import os
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from pyworkflow.storage.schemas import RunStatus
 from pyworkflow.storage.sqlite import SQLiteStorageBackend
+from pyworkflow.testing.invariants import check_invariants
 from tests.support import wait_until
 
 APP = Path(__file__).with_name("crash_app.py")
@@ -34,10 +36,11 @@ def _counters(tmp_path: Path) -> dict[str, int]:
     return dict(collections.Counter(lines))
 
 
-async def _crash_then_resume(tmp_path: Path, mode: str) -> tuple[str, str]:
-    db = str(tmp_path / "crash.db")
+def _kill_at_hang_point(tmp_path: Path, args: list[str], mode: str) -> None:
+    """Run crash_app with ``args`` until it hangs at ``mode``'s point, then SIGKILL it."""
+    (tmp_path / f"{mode}.ready").unlink(missing_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, str(APP), "start", db],
+        [sys.executable, str(APP), *args],
         env=_env(tmp_path, mode),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -51,20 +54,29 @@ async def _crash_then_resume(tmp_path: Path, mode: str) -> tuple[str, str]:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-    store = SQLiteStorageBackend(db)
-    await store.connect()
-    (run,), _ = await store.list_runs()
-    assert run.status is RunStatus.RUNNING  # killed mid-activation
-    await store.disconnect()
+
+
+def _resume(db: str, run_id: str, tmp_path: Path) -> str:
     done = subprocess.run(
-        [sys.executable, str(APP), "resume", db, run.run_id],
+        [sys.executable, str(APP), "resume", db, run_id],
         env=_env(tmp_path, ""),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    return run.run_id, done.stdout.strip()
+    return done.stdout.strip()
+
+
+async def _crash_then_resume(tmp_path: Path, mode: str) -> tuple[str, str]:
+    db = str(tmp_path / "crash.db")
+    _kill_at_hang_point(tmp_path, ["start", db], mode)
+    store = SQLiteStorageBackend(db)
+    await store.connect()
+    (run,), _ = await store.list_runs()
+    assert run.status is RunStatus.RUNNING  # killed mid-activation
+    await store.disconnect()
+    return run.run_id, _resume(db, run.run_id, tmp_path)
 
 
 @pytest.mark.slow
@@ -86,3 +98,42 @@ async def test_kill_inside_step_reruns_only_that_step(tmp_path: Path) -> None:
     _, output = await _crash_then_resume(tmp_path, "inside")
     assert output == "6"
     assert _counters(tmp_path) == {"one": 1, "two": 2, "three": 1}
+
+
+@pytest.mark.slow
+async def test_regression_killed_again_during_recovery_stays_running_and_stale(
+    tmp_path: Path,
+) -> None:
+    """Found reviewing the chaos harness's notes: the activation that recovers a lost
+    run (worker-loss recovery, as Celery workers run it) recorded ``workflow.interrupted``
+    and status INTERRUPTED, then ran on without marking the run RUNNING again; killed in
+    turn, it left an INTERRUPTED run that the stale-run scan (RUNNING runs only) never
+    picked up."""
+    db = str(tmp_path / "crash.db")
+    _kill_at_hang_point(tmp_path, ["start", db], "inside")
+    store = SQLiteStorageBackend(db)
+    await store.connect()
+    try:
+        (run,), _ = await store.list_runs()
+        _kill_at_hang_point(tmp_path, ["recover", db, run.run_id], "inside")
+        again = await store.get_run(run.run_id)
+        assert again is not None and again.status is RunStatus.RUNNING
+        assert again.recovery_attempts == 1
+        report = await check_invariants(store)
+        assert report.ok, report.summary()
+        later = datetime.now(UTC) + timedelta(minutes=5)  # every lease has expired
+        assert run.run_id in await store.list_stale_runs(later)
+        done = subprocess.run(
+            [sys.executable, str(APP), "recover", db, run.run_id],
+            env=_env(tmp_path, ""),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.stdout.strip() == '"completed"', done.stderr
+        assert _counters(tmp_path) == {"one": 1, "two": 3, "three": 1}
+        final = await store.get_run(run.run_id)
+        assert final is not None and final.status is RunStatus.COMPLETED
+        assert final.recovery_attempts == 2
+    finally:
+        await store.disconnect()

@@ -190,14 +190,17 @@ async def test_suspended_run_with_nothing_pointing_at_it_is_stranded(
     assert "suspended" in report.violations[0].detail
 
 
-@pytest.mark.parametrize("status", [RunStatus.INTERRUPTED, RunStatus.PENDING])
-async def test_waiting_statuses_need_something_to_resume_them(
-    store: SQLiteStorageBackend, status: RunStatus
-) -> None:
-    # The stale-run scan takes RUNNING runs only: these need a timer or a task.
-    await _run(store, "run_w", status)
+async def test_a_pending_run_needs_something_to_resume_it(store: SQLiteStorageBackend) -> None:
+    # The stale-run scan takes RUNNING/INTERRUPTED runs only: this needs a timer or a task.
+    await _run(store, "run_w", RunStatus.PENDING)
     assert await _kinds(store) == ["stranded"]
     assert await _kinds(store, queued_run_ids={"run_w"}) == []
+
+
+async def test_an_interrupted_run_is_taken_by_the_stale_scan(store: SQLiteStorageBackend) -> None:
+    await _run(store, "run_i", RunStatus.INTERRUPTED)  # no lease: its recovery died
+    assert await _kinds(store) == []
+    assert "run_i" in await store.list_stale_runs(datetime.now(UTC))
 
 
 async def test_each_way_of_being_resumable_is_counted(store: SQLiteStorageBackend) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from pyworkflow.storage.base import RunLease
-from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, Timer
+from pyworkflow.storage.schemas import STALE_STATUSES, TERMINAL_STATUSES, RunStatus, Timer
 from pyworkflow.storage.sql.codec import row_to_timer
 from pyworkflow.storage.sql.core import SQLCore
 from pyworkflow.storage.sql.driver import Row
@@ -132,10 +132,10 @@ class CoordinationMixin(SQLCore):
 
     async def list_stale_runs(self, now: datetime, limit: int = 100) -> list[str]:
         rows = await self._fetch_all(
-            "SELECT run_id FROM workflow_runs WHERE status = ?"
+            "SELECT run_id FROM workflow_runs WHERE status IN (?, ?)"
             " AND (lease_owner IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
             " ORDER BY created_at, run_id LIMIT ?",
-            (RunStatus.RUNNING.value, self._dt(now), max(limit, 0)),
+            (*STALE_STATUSES, self._dt(now), max(limit, 0)),
         )
         return [r[0] for r in rows]
 
