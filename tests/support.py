@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar, overload
+from urllib.parse import unquote, urlsplit
 
 T = TypeVar("T")
 
@@ -96,6 +97,25 @@ def wait_until(
         if remaining <= 0:
             raise _failure(message, timeout, value)
         time.sleep(min(interval, remaining))
+
+
+def postgres_env(dsn: str) -> dict[str, str]:
+    """``PYWORKFLOW_STORAGE_TYPE`` and ``PYWORKFLOW_POSTGRES_*`` for a DSN: how a child
+    process (a worker, Beat, an example) is told to use that PostgreSQL database.
+
+    Example:
+        >>> postgres_env("postgresql://u:p%40ss@127.0.0.1:5433/db")["PYWORKFLOW_POSTGRES_PASSWORD"]
+        'p@ss'
+    """
+    url = urlsplit(dsn)
+    return {
+        "PYWORKFLOW_STORAGE_TYPE": "postgres",
+        "PYWORKFLOW_POSTGRES_HOST": url.hostname or "localhost",
+        "PYWORKFLOW_POSTGRES_PORT": str(url.port or 5432),
+        "PYWORKFLOW_POSTGRES_USER": unquote(url.username or ""),
+        "PYWORKFLOW_POSTGRES_PASSWORD": unquote(url.password or ""),
+        "PYWORKFLOW_POSTGRES_DATABASE": url.path.lstrip("/"),
+    }
 
 
 def free_port() -> int:

@@ -6,7 +6,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -17,24 +16,11 @@ from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
 from tests.celery import flows
 from tests.celery.conftest import STEP_WORKER, WORKFLOW_WORKER, Cluster
 from tests.servers import RedisServer
-from tests.support import eventually
+from tests.support import eventually, postgres_env
 
 assert celery_runtime.CeleryRuntime
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
-
-
-def postgres_env(dsn: str) -> dict[str, str]:
-    """``PYWORKFLOW_POSTGRES_*`` for a DSN: what the tick uses to find due timers."""
-    url = urlsplit(dsn)
-    return {
-        "PYWORKFLOW_STORAGE_TYPE": "postgres",
-        "PYWORKFLOW_POSTGRES_HOST": url.hostname or "localhost",
-        "PYWORKFLOW_POSTGRES_PORT": str(url.port or 5432),
-        "PYWORKFLOW_POSTGRES_USER": unquote(url.username or ""),
-        "PYWORKFLOW_POSTGRES_PASSWORD": unquote(url.password or ""),
-        "PYWORKFLOW_POSTGRES_DATABASE": url.path.lstrip("/"),
-    }
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import unquote, urlsplit
 
 from pyworkflow.celery.app import create_celery_app
 from pyworkflow.engine import dispatch
@@ -41,7 +40,7 @@ from pyworkflow.testing.invariants import Violation
 from tests.celery.conftest import STEP_WORKER, WORKFLOW_WORKER, Cluster
 from tests.chaos.celery_app import EffectLog
 from tests.servers import PostgresServer, RedisServer
-from tests.support import descendants, wait_until
+from tests.support import descendants, postgres_env, wait_until
 
 assert celery_runtime.CeleryRuntime is not None  # imported for its registration
 
@@ -62,19 +61,6 @@ TIMINGS = {
 #: survives while the other is killed); two step workers of one pool process each.
 WF_WORKERS = ("wf1", "wf2")
 STEP_WORKERS = ("steps1", "steps2")
-
-
-def postgres_env(dsn: str) -> dict[str, str]:
-    """``PYWORKFLOW_POSTGRES_*`` for a DSN (the tick finds due timers with them)."""
-    url = urlsplit(dsn)
-    return {
-        "PYWORKFLOW_STORAGE_TYPE": "postgres",
-        "PYWORKFLOW_POSTGRES_HOST": url.hostname or "localhost",
-        "PYWORKFLOW_POSTGRES_PORT": str(url.port or 5432),
-        "PYWORKFLOW_POSTGRES_USER": unquote(url.username or ""),
-        "PYWORKFLOW_POSTGRES_PASSWORD": unquote(url.password or ""),
-        "PYWORKFLOW_POSTGRES_DATABASE": url.path.lstrip("/"),
-    }
 
 
 class World:

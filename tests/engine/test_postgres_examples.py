@@ -10,27 +10,15 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import pytest
 
 from pyworkflow.storage.postgres import PostgresStorageBackend
 from pyworkflow.storage.schemas import RunStatus
+from tests.support import postgres_env
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ["01_basic_workflow.py", "03_retries.py", "06_idempotency.py"]
-
-
-def postgres_env(dsn: str) -> dict[str, str]:
-    url = urlsplit(dsn)
-    return {
-        "PYWORKFLOW_STORAGE_TYPE": "postgres",
-        "PYWORKFLOW_POSTGRES_HOST": url.hostname or "localhost",
-        "PYWORKFLOW_POSTGRES_PORT": str(url.port or 5432),
-        "PYWORKFLOW_POSTGRES_USER": unquote(url.username or ""),
-        "PYWORKFLOW_POSTGRES_PASSWORD": unquote(url.password or ""),
-        "PYWORKFLOW_POSTGRES_DATABASE": url.path.lstrip("/"),
-    }
 
 
 @pytest.mark.parametrize("example", EXAMPLES)
