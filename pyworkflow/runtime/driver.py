@@ -346,8 +346,8 @@ async def recover_lost_run(
         recovery_attempt=attempt,
     )
     # The event says what happened; the status says what is going on now: this
-    # activation is running the run again. Left INTERRUPTED, a run whose recovering
-    # activation died too would wait for nothing (the stale-run scan takes RUNNING runs).
+    # activation runs the run again, and if it dies too the stale-run scan finds a
+    # RUNNING run with an expired lease like any other.
     running = RunUpdate(RunStatus.RUNNING)
     await storage.commit(CommitBatch(run_id=run.run_id, events=[interrupted], run_update=running))
     return None
