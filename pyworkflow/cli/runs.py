@@ -36,7 +36,9 @@ from pyworkflow.cli.run_views import RUN_COLUMNS, details, summary, table_row
 from pyworkflow.cli.state import CLIState, fail
 from pyworkflow.cli.timeline import build_timeline
 from pyworkflow.cli.timeline_view import render
+from pyworkflow.engine.cancel_api import cancel_workflow
 from pyworkflow.engine.events import Event
+from pyworkflow.engine.executor import get_workflow_chain
 from pyworkflow.storage.base import StorageBackend
 from pyworkflow.storage.schemas import TERMINAL_STATUSES, RunStatus, WorkflowRun
 
@@ -242,7 +244,6 @@ def cancel(state: CLIState, run_id: str, wait: bool, timeout: float, reason: str
     state.discover()
 
     async def act(storage: StorageBackend) -> tuple[bool, WorkflowRun | None]:
-        from pyworkflow.engine.cancel_api import cancel_workflow
 
         try:
             done = await cancel_workflow(
@@ -320,7 +321,6 @@ def chain(state: CLIState, run_id: str) -> None:
     Example:
       pyworkflow runs chain run_1a2b3c4d5e6f7a8b
     """
-    from pyworkflow.engine.executor import get_workflow_chain
 
     found = state.run(lambda storage: get_workflow_chain(run_id, storage=storage))
     if not found:

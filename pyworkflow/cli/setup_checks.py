@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pyworkflow.config import read_yaml_config
+from pyworkflow.core.registry import list_workflows
+from pyworkflow.discovery import discover_workflows
 from pyworkflow.storage.config import config_to_storage
 
 _STORAGE_TIMEOUT = 10.0
@@ -95,8 +97,6 @@ def _check_storage(options: Any) -> Check:
 
 
 def _check_module(module: str) -> Check:
-    from pyworkflow.core.registry import list_workflows
-    from pyworkflow.discovery import discover_workflows
 
     before = set(list_workflows())
     try:

@@ -25,6 +25,9 @@ import click
 
 from pyworkflow.cli.output import emit, fields_table
 from pyworkflow.cli.state import CLIState, fail
+from pyworkflow.config import CONFIG_FILE_NAME, read_yaml_config
+from pyworkflow.core.registry import list_steps, list_workflows
+from pyworkflow.observability import configure_logging
 from pyworkflow.storage.config import storage_to_config
 
 # The names of pyworkflow.celery.queues, spelled out: importing pyworkflow.celery costs
@@ -64,7 +67,6 @@ def select_queues(workflow: bool, step: bool, schedule: bool) -> list[str]:
 
 def _celery_setting(state: CLIState, key: str) -> str | None:
     """``[celery] <key>`` of the settings file, else ``celery.<key>`` of the YAML file."""
-    from pyworkflow.config import CONFIG_FILE_NAME, read_yaml_config
 
     section = state.settings.get("celery")
     path = Path.cwd() / CONFIG_FILE_NAME
@@ -194,8 +196,6 @@ def _prepare(state: CLIState, broker: str | None, loglevel: str) -> tuple[str, s
         os.environ["PYWORKFLOW_DISCOVER"] = str(state.module_names())
     from loguru import logger
 
-    from pyworkflow.observability import configure_logging
-
     logger.enable("pyworkflow")  # the root command silences it unless -v
     configure_logging(loglevel.upper())
     state.configure_engine()
@@ -308,8 +308,6 @@ def run_command(
     _check_options(options["pool"], options["beat"], options["autoscale"])
     url, described = _prepare(state, broker, loglevel)
     from celery.utils.nodenames import default_nodename, host_format
-
-    from pyworkflow.core.registry import list_steps, list_workflows
 
     queues = select_queues(on_workflows, on_steps, on_schedules)
     info = {
