@@ -31,7 +31,7 @@ from typing import Any
 from pyworkflow import get_context, sleep, step, workflow
 from pyworkflow.core.step import _generate_step_id
 from pyworkflow.storage.base import StorageBackend
-from tests.chaos.harness import Execution
+from tests.chaos.effects import Execution, add_effect_line
 
 WORK = "chaos_celery_work"
 FLAKY = "chaos_celery_flaky"
@@ -122,10 +122,9 @@ class EffectLog:
         end = data.rfind(b"\n") + 1
         self._offset += end
         for line in data[:end].decode().splitlines():
-            marker, key, pid, nonce = line.split()
-            ex = self.executions.setdefault(nonce, Execution(key, int(pid), nonce))
-            ex.left = ex.left or marker == "leave"
-            self.order.append((marker, nonce))
+            read = add_effect_line(self.executions, line)
+            if read is not None:
+                self.order.append(read)
         return self
 
     def of_runs(self, run_ids: set[str]) -> list[Execution]:

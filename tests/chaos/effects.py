@@ -36,18 +36,25 @@ class Execution:
     at: float = 0.0  # when it entered the body (unix time; 0 if not written)
 
 
+def add_effect_line(by_nonce: dict[str, Execution], line: str) -> tuple[str, str] | None:
+    """Fold one ``enter``/``leave`` line into ``by_nonce``; returns ``(marker, nonce)``,
+    or None for a line cut short by a kill mid-write."""
+    parts = line.split()
+    if len(parts) not in (4, 5) or parts[0] not in ("enter", "leave"):
+        return None
+    marker, key, pid, nonce = parts[:4]
+    at = float(parts[4]) if len(parts) == 5 else 0.0
+    ex = by_nonce.setdefault(nonce, Execution(key, int(pid), nonce, at=at))
+    ex.left = ex.left or marker == "leave"
+    return marker, nonce
+
+
 def read_effects(path: Path) -> list[Execution]:
     """Parse ``effects.log`` (a missing file means no step ran)."""
     by_nonce: dict[str, Execution] = {}
     with contextlib.suppress(FileNotFoundError):
         for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) not in (4, 5) or parts[0] not in ("enter", "leave"):
-                continue  # a line cut short by a kill mid-write
-            marker, key, pid, nonce = parts[:4]
-            at = float(parts[4]) if len(parts) == 5 else 0.0
-            ex = by_nonce.setdefault(nonce, Execution(key, int(pid), nonce, at=at))
-            ex.left = ex.left or marker == "leave"
+            add_effect_line(by_nonce, line)
     return list(by_nonce.values())
 
 
